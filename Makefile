@@ -1,0 +1,45 @@
+# xmpp-tls-proxy: the two commands of the README, and a few more.
+#   make run    install what is missing, build, start the demo (jabberd2 + proxy) in the foreground
+#   make test   install what is missing, build with ASan+UBSan and -Werror, run every test
+.POSIX:
+.PHONY: all deps deps-build build run test test-build unit format clean
+
+JOBS   ?= $(shell nproc 2>/dev/null || echo 2)
+BUILD  ?= build
+CMAKE  ?= cmake
+CTEST  ?= ctest
+
+all: build
+
+# Packages (Debian 12, as root). Idempotent: apt runs only when something is missing.
+deps:
+	scripts/deps.sh all
+deps-build:
+	scripts/deps.sh build
+
+build: deps-build
+	$(CMAKE) -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo
+	$(CMAKE) --build $(BUILD) -j $(JOBS)
+
+run: deps build
+	scripts/demo.sh $(BUILD)
+
+test-build: deps
+	$(CMAKE) -S . -B $(BUILD)/test -DCMAKE_BUILD_TYPE=Debug \
+	    -DXTP_SANITIZE=address,undefined -DXTP_WERROR=ON
+	$(CMAKE) --build $(BUILD)/test -j $(JOBS)
+
+test: test-build
+	cd $(BUILD)/test && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+	    UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	    $(CTEST) --output-on-failure --timeout 900
+
+# Unit and fuzz-corpus tests only: seconds, no servers.
+unit: test-build
+	cd $(BUILD)/test && $(CTEST) --output-on-failure -L 'unit|fuzz'
+
+format:
+	clang-format -i proxy/*.c proxy/*.h tests/unit/*.c tests/unit/*.h tests/fuzz/*.c
+
+clean:
+	rm -rf $(BUILD)

@@ -1,0 +1,806 @@
+/* conn.c: inbound c2s sessions, from accept to the last close callback (state diagram in
+ * conn.h). The proxy answers the pre-TLS stream itself (RFC 6120 §5, RFC 7590), runs TLS, and
+ * only then opens the plaintext loopback stream to the backend; relay.c moves the bytes. */
+#include "conn.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "cfg.h"
+#include "conn-t.h"
+#include "err.h"
+#include "features.h"
+#include "relay.h"
+#include "snap.h"
+#include "tls.h"
+#include "worker.h"
+#include "xmpp_in.h"
+#include "xmpp_out.h"
+
+#define LINGER_MS 2000 /* how long a closing session may take to flush and see the peer's FIN */
+
+static const char *const state_names[] = {
+    "NEW", "PLAIN_STREAM", "TLS_HANDSHAKE", "PEER_STREAM", "BACKEND_CONNECT", "RELAY", "CLOSING",
+};
+
+#define XX(name, token) token,
+static const char *const end_names[] = {CONN_END_MAP(XX)};
+#undef XX
+
+/* The backend's <stream:features/> is the one element whose children we need. */
+static const char *const features_name[] = {XMPP_NS_STREAMS "|features", NULL};
+
+static int peer_stream_open(void *arg, const struct xmpp_hdr *h);
+static int peer_element(void *arg, const struct xmpp_elem *e);
+static int peer_stream_close(void *arg, uint64_t end);
+static int back_stream_open(void *arg, const struct xmpp_hdr *h);
+static int back_element(void *arg, const struct xmpp_elem *e);
+static int back_stream_close(void *arg, uint64_t end);
+
+static const struct xmpp_in_ops peer_ops = {peer_stream_open, peer_element, peer_stream_close};
+static const struct xmpp_in_ops back_ops = {back_stream_open, back_element, back_stream_close};
+
+const char *conn_state_name(enum conn_state s)
+{
+    return s <= CONN_CLOSING ? state_names[s] : "?";
+}
+
+const char *conn_end_str(enum conn_end e)
+{
+    return e < CONN_END__COUNT ? end_names[e] : "?";
+}
+
+void conn_log(const struct conn *c, enum log_level level, const char *fmt, ...)
+{
+    char msg[1024];
+    va_list ap;
+
+    if (!log_enabled(level))
+        return;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    log_msg(level, "conn=%llu listener=%s peer=%s state=%s %s", (unsigned long long)c->id,
+            c->lst->name, c->peer_addr, conn_state_name(c->state), msg);
+}
+
+static void set_state(struct conn *c, enum conn_state next)
+{
+    XTP_ASSERT(next > c->state);
+    conn_log(c, LOG_DEBUG, "-> %s", conn_state_name(next));
+    c->state = next;
+}
+
+static const char *content_ns(const struct conn *c)
+{
+    return c->lst->kind == CFG_KIND_C2S ? XMPP_NS_CLIENT : XMPP_NS_SERVER;
+}
+
+/* ---- closing: one way out ---------------------------------------------------------------- */
+
+static void closed_cb(uv_handle_t *h)
+{
+    struct conn *c = h->data;
+
+    if (--c->live_handles > 0)
+        return;
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        c->w->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    c->w->live--;
+    tls_free(c->tls);
+    xmpp_in_free(c->peer.xin);
+    xmpp_in_free(c->back.xin);
+    bytes_cleanup(&c->peer.in);
+    bytes_cleanup(&c->back.in);
+    bytes_cleanup(&c->back_hdr);
+    snap_unref(c->snap);
+    free(c);
+}
+
+static void close_handle(struct conn *c, uv_handle_t *h)
+{
+    if (h->data == c && !uv_is_closing(h))
+        uv_close(h, closed_cb);
+    /* The timer outlives the sockets only to bound the linger. */
+    if ((c->peer.tcp.data != c || uv_is_closing((uv_handle_t *)&c->peer.tcp)) &&
+        (c->back.tcp.data != c || uv_is_closing((uv_handle_t *)&c->back.tcp)) &&
+        !uv_is_closing((uv_handle_t *)&c->timer))
+        uv_close((uv_handle_t *)&c->timer, closed_cb);
+}
+
+static void linger_cb(uv_timer_t *t)
+{
+    struct conn *c = t->data;
+
+    close_handle(c, (uv_handle_t *)&c->peer.tcp);
+    close_handle(c, (uv_handle_t *)&c->back.tcp);
+}
+
+/* After our FIN, read and drop whatever the peer still sends until its FIN: closing a socket
+ * with unread input makes the kernel send RST, which can destroy our stream error in flight. */
+static void drain_read_cb(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
+{
+    struct conn *c = st->data;
+
+    if (nread < 0)
+        close_handle(c, (uv_handle_t *)st);
+}
+
+static void peer_shut_cb(uv_shutdown_t *req, int status)
+{
+    struct conn *c = req->handle->data;
+
+    if (status < 0 || c->peer.eof)
+        close_handle(c, (uv_handle_t *)req->handle);
+}
+
+static void back_shut_cb(uv_shutdown_t *req, int status)
+{
+    close_handle(req->handle->data, (uv_handle_t *)req->handle);
+}
+
+void conn_close(struct conn *c, enum conn_end why, int err)
+{
+    enum conn_state prev = c->state;
+    uint64_t ms;
+
+    if (prev == CONN_CLOSING)
+        return;
+    c->end = why;
+    c->end_err = err;
+    c->state = CONN_CLOSING;
+    ms = uv_now(c->w->loop) - c->t_start;
+    conn_log(c,
+             why == CONN_END_NOMEM                                    ? LOG_ERROR
+             : why >= CONN_END_BACKEND_CONNECT && why <= CONN_END_BACKEND_PROTOCOL ? LOG_WARN
+                                                                               : LOG_INFO,
+             "close reason=%s error=%s (%s%s%s) from=%s domain=%s tls=%s cipher=%s bytes_in=%llu "
+             "bytes_out=%llu duration_ms=%llu",
+             conn_end_str(why), xtp_err_name(err), xtp_strerror(err),
+             c->tls && *tls_last_error(c->tls) ? ": " : "", c->tls ? tls_last_error(c->tls) : "",
+             conn_state_name(prev), c->dom ? c->dom->name : "-",
+             c->tls ? tls_version(c->tls) : "none", c->tls ? tls_cipher(c->tls) : "none",
+             (unsigned long long)c->peer.rx, (unsigned long long)c->peer.tx,
+             (unsigned long long)ms);
+
+    /* RFC 8446 §6.1: say goodbye properly so the peer can tell truncation from the end. */
+    if (c->tls != NULL && prev > CONN_TLS_HANDSHAKE && !c->peer.failed)
+        tls_close_notify(c->tls);
+
+    uv_timer_stop(&c->timer);
+    uv_timer_start(&c->timer, linger_cb, LINGER_MS, 0);
+
+    if (c->peer.reading)
+        uv_read_stop((uv_stream_t *)&c->peer.tcp);
+    c->peer.reading = false;
+    c->peer.shut = true;
+    if (c->peer.failed ||
+        uv_shutdown(&c->peer_shut, (uv_stream_t *)&c->peer.tcp, peer_shut_cb) != 0 ||
+        (!c->peer.eof &&
+         uv_read_start((uv_stream_t *)&c->peer.tcp, conn_alloc_cb, drain_read_cb) != 0))
+        close_handle(c, (uv_handle_t *)&c->peer.tcp);
+
+    if (c->back.tcp.data == c) {
+        if (c->back.reading)
+            uv_read_stop((uv_stream_t *)&c->back.tcp);
+        c->back.reading = false;
+        c->back.shut = true;
+        if (!c->back.connected || c->back.failed ||
+            uv_shutdown(&c->back_shut, (uv_stream_t *)&c->back.tcp, back_shut_cb) != 0)
+            close_handle(c, (uv_handle_t *)&c->back.tcp);
+    }
+}
+
+/* Sends <stream:error/> to the peer, preceded by our own stream header when the peer has none
+ * on this stream (RFC 6120 §4.9.1.2), then closes. cond_err picks the condition, log_err is
+ * what the close line reports. Only in states where the peer speaks XML with us. */
+static void fail_stream2(struct conn *c, enum conn_end why, int cond_err, int log_err)
+{
+    struct bytes out = BYTES_INIT;
+    char id[32];
+
+    if (c->state == CONN_CLOSING)
+        return;
+    if (c->state != CONN_TLS_HANDSHAKE && c->state != CONN_NEW) {
+        if (!c->peer_hdr_sent && xmpp_out_stream_id(id, sizeof(id)) == 0)
+            xmpp_out_header(&out, content_ns(c), c->dom ? c->dom->name : NULL, NULL, id, "1.0",
+                            NULL);
+        if (xmpp_out_error(&out, xmpp_out_condition(cond_err), NULL) == 0)
+            relay_to_peer(c, bytes_data(&out), bytes_len(&out));
+        bytes_cleanup(&out);
+    }
+    conn_close(c, why, log_err);
+}
+
+static void fail_stream(struct conn *c, enum conn_end why, int err)
+{
+    fail_stream2(c, why, err, err);
+}
+
+static void fail_later_cb(uv_timer_t *t)
+{
+    struct conn *c = t->data;
+
+    if (c->peer.failed)
+        conn_close(c, CONN_END_PEER_IO, c->peer.failed);
+    else
+        conn_close(c, CONN_END_BACKEND_IO, c->back.failed);
+}
+
+void conn_fail_later(struct conn *c, struct side *s, int err)
+{
+    if (!s->failed)
+        s->failed = err;
+    if (c->state == CONN_CLOSING || c->fail_pending)
+        return;
+    c->fail_pending = true;
+    uv_timer_stop(&c->timer);
+    uv_timer_start(&c->timer, fail_later_cb, 0, 0);
+}
+
+void conn_close_all(struct worker *w)
+{
+    for (struct conn *c = w->conns; c != NULL; c = c->next) {
+        if (c->state == CONN_PLAIN_STREAM || c->state >= CONN_PEER_STREAM)
+            fail_stream(c, CONN_END_SHUTDOWN, XTP_ESHUTDOWN);
+        else
+            conn_close(c, CONN_END_SHUTDOWN, XTP_ESHUTDOWN);
+    }
+}
+
+/* ---- stream headers (RFC 6120 §4.7, §4.9.3) ------------------------------------------------ */
+
+/* True when version is "major.minor" with major >= 1: a stream that can negotiate TLS. */
+static bool version_ok(const char *v)
+{
+    char *end;
+    long major;
+
+    if (v == NULL || *v < '0' || *v > '9')
+        return false;
+    major = strtol(v, &end, 10);
+    return *end == '.' && end[1] >= '0' && end[1] <= '9' && major >= 1;
+}
+
+/* Checks a stream header from the peer; sets *dom to the served domain it names. */
+static int check_header(const struct conn *c, const struct xmpp_hdr *h,
+                        const struct cfg_domain **dom)
+{
+    const char *bar = strrchr(h->name, '|');
+    const char *local = bar ? bar + 1 : h->name;
+    size_t nslen = bar ? (size_t)(bar - h->name) : 0;
+
+    *dom = NULL;
+    if (strcmp(local, "stream") != 0)
+        return XTP_EBADFORMAT;
+    if (nslen != strlen(XMPP_NS_STREAMS) || strncmp(h->name, XMPP_NS_STREAMS, nslen) != 0)
+        return XTP_ENAMESPACE;
+    if (h->default_ns == NULL || strcmp(h->default_ns, content_ns(c)) != 0)
+        return XTP_ENAMESPACE;
+    if (h->to != NULL)
+        *dom = cfg_domain_find(c->snap->cfg, h->to);
+    if (*dom == NULL)
+        return XTP_EHOST;
+    /* A pre-1.0 stream has no features, so it cannot negotiate STARTTLS. Over direct TLS the
+     * channel is already secure and jabberd 1.4-era clients are welcome (XEP-0368). */
+    if (!version_ok(h->version) && c->lst->tls != CFG_TLS_DIRECT)
+        return XTP_EVERSION;
+    return 0;
+}
+
+/* ---- TLS --------------------------------------------------------------------------------- */
+
+static int tls_send_cb(void *arg, const void *data, size_t len)
+{
+    struct conn *c = arg;
+
+    return relay_write(c, &c->peer, data, len);
+}
+
+static void peer_input_failed(struct conn *c, int err)
+{
+    if (c->state == CONN_CLOSING)
+        return;
+    if (err == -ENOMEM)
+        conn_close(c, CONN_END_NOMEM, err);
+    else
+        fail_stream(c, CONN_END_PEER_PROTOCOL, err);
+}
+
+static void handshake_step(struct conn *c)
+{
+    int rc = tls_handshake(c->tls);
+
+    if (rc == -EAGAIN)
+        return;
+    if (rc < 0) {
+        conn_close(c, CONN_END_TLS, rc);
+        return;
+    }
+    /* RFC 6120 §5.4.3.3: a fresh stream starts over TLS; nothing from before survives. */
+    bytes_cleanup(&c->peer.in);
+    if (xmpp_in_reset(c->peer.xin) != 0) {
+        conn_close(c, CONN_END_NOMEM, -ENOMEM);
+        return;
+    }
+    c->peer.fwd = xmpp_in_offset(c->peer.xin);
+    c->peer_hdr_sent = false;
+    set_state(c, CONN_PEER_STREAM);
+    conn_log(c, LOG_DEBUG, "TLS established: %s %s resumed=%s sni=%s alpn=%s",
+             tls_version(c->tls), tls_cipher(c->tls), tls_resumed(c->tls) ? "yes" : "no",
+             tls_sni(c->tls) ? tls_sni(c->tls) : "-", tls_alpn(c->tls) ? tls_alpn(c->tls) : "-");
+}
+
+void conn_pump_peer(struct conn *c)
+{
+    int n, err;
+
+    if (c->pumping)
+        return;
+    c->pumping = true;
+    while ((c->state == CONN_PEER_STREAM || c->state == CONN_RELAY) && !relay_peer_blocked(c)) {
+        n = tls_read(c->tls, c->w->pbuf, sizeof(c->w->pbuf));
+        if (n == -EAGAIN)
+            break;
+        if (n == XTP_ECLOSED) {
+            conn_close(c, c->peer.stream_closed ? CONN_END_DONE : CONN_END_PEER_EOF, 0);
+            break;
+        }
+        if (n < 0) {
+            conn_close(c, CONN_END_TLS, n);
+            break;
+        }
+        err = relay_input(c, &c->peer, c->w->pbuf, (size_t)n);
+        if (err < 0) {
+            peer_input_failed(c, err);
+            break;
+        }
+    }
+    c->pumping = false;
+}
+
+/* ---- sockets ------------------------------------------------------------------------------ */
+
+void conn_alloc_cb(uv_handle_t *h, size_t hint, uv_buf_t *buf)
+{
+    struct conn *c = h->data;
+
+    /* Reads are handled before the next one starts, so the loop's buffer serves them all. */
+    *buf = uv_buf_init((char *)c->w->rbuf, sizeof(c->w->rbuf));
+}
+
+void conn_peer_read_cb(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
+{
+    struct conn *c = st->data;
+    int err;
+
+    if (nread == 0)
+        return;
+    if (nread < 0) {
+        c->peer.eof = true;
+        if (nread != UV_EOF)
+            conn_close(c, CONN_END_PEER_IO, (int)nread);
+        else
+            conn_close(c, c->peer.stream_closed ? CONN_END_DONE : CONN_END_PEER_EOF, 0);
+        return;
+    }
+    c->peer.rx += (uint64_t)nread;
+    switch (c->state) {
+    case CONN_PLAIN_STREAM:
+        err = relay_input(c, &c->peer, (const uint8_t *)buf->base, (size_t)nread);
+        if (err < 0)
+            peer_input_failed(c, err);
+        break;
+    case CONN_TLS_HANDSHAKE:
+    case CONN_PEER_STREAM:
+    case CONN_BACKEND_CONNECT:
+    case CONN_RELAY:
+        tls_feed(c->tls, buf->base, (size_t)nread);
+        if (c->state == CONN_TLS_HANDSHAKE)
+            handshake_step(c);
+        conn_pump_peer(c);
+        if (tls_feed_end(c->tls) != 0)
+            conn_close(c, CONN_END_NOMEM, -ENOMEM);
+        break;
+    default:
+        break;
+    }
+}
+
+void conn_back_read_cb(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
+{
+    struct conn *c = st->data;
+    int err;
+
+    if (nread == 0)
+        return;
+    if (nread < 0) {
+        if (c->back.stream_closed)
+            conn_close(c, CONN_END_DONE, 0);
+        else if (nread == UV_EOF)
+            fail_stream(c, CONN_END_BACKEND_EOF, XTP_EBACKEND);
+        else
+            fail_stream2(c, CONN_END_BACKEND_IO, XTP_EBACKEND, (int)nread);
+        return;
+    }
+    c->back.rx += (uint64_t)nread;
+    err = relay_input(c, &c->back, (const uint8_t *)buf->base, (size_t)nread);
+    if (err < 0 && c->state != CONN_CLOSING) {
+        conn_log(c, LOG_WARN, "backend sent what we cannot relay: %s", xtp_strerror(err));
+        fail_stream2(c, err == -ENOMEM ? CONN_END_NOMEM : CONN_END_BACKEND_PROTOCOL,
+                     -ENOMEM == err ? err : XTP_EBACKEND, err);
+        return;
+    }
+    /* The backend ended its stream and we relayed </stream:stream>: we are done. */
+    if (c->back.stream_closed)
+        conn_close(c, CONN_END_DONE, 0);
+}
+
+static void connect_cb(uv_connect_t *req, int status)
+{
+    struct conn *c = req->handle->data;
+    int err;
+
+    if (status == UV_ECANCELED || c->state == CONN_CLOSING)
+        return;
+    if (status < 0) {
+        conn_log(c, LOG_WARN, "backend %s: %s", c->dom->backend_c2s.text, uv_strerror(status));
+        fail_stream2(c, CONN_END_BACKEND_CONNECT, XTP_EBACKEND, status);
+        return;
+    }
+    c->back.connected = true;
+    uv_tcp_nodelay(&c->back.tcp, 1);
+    c->back.xin = xmpp_in_new(&back_ops, c, c->snap->cfg->max_stanza, features_name);
+    if (c->back.xin == NULL) {
+        conn_close(c, CONN_END_NOMEM, -ENOMEM);
+        return;
+    }
+    uv_timer_stop(&c->timer);
+    set_state(c, CONN_RELAY);
+    relay_to_backend(c, bytes_data(&c->back_hdr), bytes_len(&c->back_hdr));
+    bytes_cleanup(&c->back_hdr);
+    conn_log(c, LOG_INFO, "open domain=%s tls=%s cipher=%s resumed=%s sni=%s alpn=%s backend=%s",
+             c->dom->name, tls_version(c->tls), tls_cipher(c->tls),
+             tls_resumed(c->tls) ? "yes" : "no", tls_sni(c->tls) ? tls_sni(c->tls) : "-",
+             tls_alpn(c->tls) ? tls_alpn(c->tls) : "-", c->dom->backend_c2s.text);
+
+    /* What the peer sent after its header while we connected goes first, then the rest. */
+    err = relay_input(c, &c->peer, NULL, 0);
+    if (err < 0) {
+        peer_input_failed(c, err);
+        return;
+    }
+    relay_update_reading(c);
+    conn_pump_peer(c);
+}
+
+static void start_backend(struct conn *c)
+{
+    int r;
+
+    set_state(c, CONN_BACKEND_CONNECT);
+    relay_update_reading(c); /* peer input waits until the backend stream is open */
+    r = uv_tcp_init(c->w->loop, &c->back.tcp);
+    if (r < 0) {
+        fail_stream2(c, CONN_END_BACKEND_CONNECT, XTP_EBACKEND, r);
+        return;
+    }
+    c->back.tcp.data = c;
+    c->live_handles++;
+    r = uv_tcp_connect(&c->connect_req, &c->back.tcp,
+                       (const struct sockaddr *)&c->dom->backend_c2s.ss, connect_cb);
+    if (r < 0) {
+        conn_log(c, LOG_WARN, "backend %s: %s", c->dom->backend_c2s.text, uv_strerror(r));
+        fail_stream2(c, CONN_END_BACKEND_CONNECT, XTP_EBACKEND, r);
+    }
+}
+
+/* ---- the peer's stream --------------------------------------------------------------------- */
+
+static int peer_stream_open(void *arg, const struct xmpp_hdr *h)
+{
+    struct conn *c = arg;
+    const struct cfg_domain *dom;
+    struct bytes out = BYTES_INIT;
+    char id[32];
+    int err = check_header(c, h, &dom);
+
+    if (c->state == CONN_PLAIN_STREAM) {
+        if (err != 0) {
+            fail_stream(c, CONN_END_PEER_PROTOCOL, err);
+            return -ECANCELED;
+        }
+        c->dom = dom;
+        relay_skip(&c->peer, h->end);
+        /* RFC 6120 §5.3.1: TLS is mandatory here, so it is the only feature we offer. */
+        if (xmpp_out_stream_id(id, sizeof(id)) != 0 ||
+            xmpp_out_header(&out, content_ns(c), dom->name, NULL, id, "1.0", NULL) != 0 ||
+            xmpp_out_starttls_features(&out) != 0) {
+            bytes_cleanup(&out);
+            conn_close(c, CONN_END_NOMEM, -ENOMEM);
+            return -ECANCELED;
+        }
+        relay_to_peer(c, bytes_data(&out), bytes_len(&out));
+        bytes_cleanup(&out);
+        c->peer_hdr_sent = true;
+        return 0;
+    }
+
+    /* Over TLS: the first stream, or a restart after SASL <success/> (RFC 6120 §6.4.6). */
+    c->peer_hdr_sent = false;
+    if (err == 0 && c->dom != NULL && dom != c->dom)
+        err = XTP_EHOST; /* the same domain as before STARTTLS or before the restart */
+    if (err == 0 && tls_sni(c->tls) != NULL && strcasecmp(tls_sni(c->tls), dom->name) != 0)
+        err = XTP_EHOST; /* the certificate we showed was for another domain */
+    if (err != 0) {
+        fail_stream(c, CONN_END_PEER_PROTOCOL, err);
+        return -ECANCELED;
+    }
+    c->dom = dom;
+    relay_skip(&c->peer, h->end); /* the backend gets a header we write, not the peer's bytes */
+    if (xmpp_out_header(&out, content_ns(c), h->from, dom->name, NULL, h->version, h->lang) !=
+        0) {
+        bytes_cleanup(&out);
+        conn_close(c, CONN_END_NOMEM, -ENOMEM);
+        return -ECANCELED;
+    }
+    if (c->state == CONN_PEER_STREAM) {
+        bytes_cleanup(&c->back_hdr);
+        c->back_hdr = out;
+        start_backend(c);
+        return c->state == CONN_CLOSING ? -ECANCELED : 0;
+    }
+    relay_to_backend(c, bytes_data(&out), bytes_len(&out));
+    bytes_cleanup(&out);
+    return 0;
+}
+
+static int peer_element(void *arg, const struct xmpp_elem *e)
+{
+    struct conn *c = arg;
+    struct bytes out = BYTES_INIT;
+
+    switch (c->state) {
+    case CONN_PLAIN_STREAM:
+        /* RFC 6120 §5.3.1: with TLS required, nothing but <starttls/> is acceptable. */
+        if (strcmp(e->name, XMPP_NS_TLS "|starttls") != 0) {
+            conn_log(c, LOG_INFO, "refused <%s> before TLS", e->name);
+            fail_stream(c, CONN_END_PEER_PROTOCOL, XTP_EPOLICY);
+            return -ECANCELED;
+        }
+        relay_skip(&c->peer, e->end);
+        if (xmpp_out_proceed(&out) != 0) {
+            conn_close(c, CONN_END_NOMEM, -ENOMEM);
+            return -ECANCELED;
+        }
+        relay_to_peer(c, bytes_data(&out), bytes_len(&out));
+        bytes_cleanup(&out);
+        c->tls = tls_new(c->snap->tls, TLS_ROLE_C2S, c->dom->name, tls_send_cb, c);
+        if (c->tls == NULL) {
+            conn_close(c, CONN_END_NOMEM, -ENOMEM);
+            return -ECANCELED;
+        }
+        set_state(c, CONN_TLS_HANDSHAKE);
+        /* Stop here: whatever follows <starttls/> in this read is dropped unparsed
+         * (STARTTLS command injection, CVE-2011-0411); see conn_on_pause(). */
+        return XMPP_IN_PAUSE;
+    case CONN_BACKEND_CONNECT:
+    case CONN_RELAY:
+        /* We stripped both from the backend's features; a second TLS layer or compression
+         * (XEP-0138) negotiated behind our back would blind the proxy. */
+        if (strcmp(e->name, XMPP_NS_TLS "|starttls") == 0 ||
+            strcmp(e->name, "http://jabber.org/protocol/compress|compress") == 0) {
+            conn_log(c, LOG_INFO, "refused <%s> over TLS", e->name);
+            fail_stream(c, CONN_END_PEER_PROTOCOL, XTP_EPOLICY);
+            return -ECANCELED;
+        }
+        return 0; /* relay_input() forwards it once complete */
+    default:
+        return XTP_EPOLICY;
+    }
+}
+
+static int peer_stream_close(void *arg, uint64_t end)
+{
+    struct conn *c = arg;
+    struct bytes out = BYTES_INIT;
+
+    c->peer.stream_closed = true;
+    if (c->state == CONN_RELAY)
+        return 0; /* forwarded; the backend answers with its own </stream:stream> */
+    if (c->peer_hdr_sent && xmpp_out_close(&out) == 0)
+        relay_to_peer(c, bytes_data(&out), bytes_len(&out));
+    bytes_cleanup(&out);
+    conn_close(c, CONN_END_DONE, 0);
+    return -ECANCELED;
+}
+
+int conn_on_pause(struct conn *c, struct side *s, size_t rest)
+{
+    if (s == &c->peer && c->state == CONN_TLS_HANDSHAKE) {
+        if (rest > 0)
+            conn_log(c, LOG_WARN,
+                     "discarded %zu bytes pipelined after <starttls/> (RFC 6120 §5.4.3.3)", rest);
+        return 1;
+    }
+    if (s == &c->back && c->restart) {
+        c->restart = false;
+        /* RFC 6120 §6.4.6: after <success/> both sides start new streams at this exact
+         * byte. The peer must not have sent part of anything since its last element. */
+        if (bytes_len(&c->peer.in) > 0 || xmpp_in_offset(c->peer.xin) != c->peer.fwd) {
+            conn_log(c, LOG_INFO, "peer sent data across the SASL stream restart");
+            fail_stream(c, CONN_END_PEER_PROTOCOL, XTP_EPOLICY);
+            return -ECANCELED;
+        }
+        if (xmpp_in_reset(c->back.xin) != 0 || xmpp_in_reset(c->peer.xin) != 0)
+            return -ENOMEM;
+        c->peer_hdr_sent = false;
+        return 0;
+    }
+    return XTP_EPOLICY;
+}
+
+/* ---- the backend's stream ------------------------------------------------------------------ */
+
+static int back_stream_open(void *arg, const struct xmpp_hdr *h)
+{
+    struct conn *c = arg;
+
+    c->peer_hdr_sent = true; /* the backend's header is relayed as it is (its id matters) */
+    return 0;
+}
+
+static int back_element(void *arg, const struct xmpp_elem *e)
+{
+    struct conn *c = arg;
+    struct bytes out = BYTES_INIT;
+    int err;
+
+    if (strcmp(e->name, XMPP_NS_STREAMS "|features") == 0) {
+        relay_forward(c, &c->back, e->start);
+        err = features_rewrite(e, c->back.w + (e->start - c->back.w_off), c->peer_ip, &out);
+        if (err != 0) {
+            bytes_cleanup(&out);
+            return err;
+        }
+        relay_skip(&c->back, e->end);
+        relay_to_peer(c, bytes_data(&out), bytes_len(&out));
+        conn_log(c, LOG_DEBUG, "backend features rewritten: %llu -> %zu bytes",
+                 (unsigned long long)(e->end - e->start), bytes_len(&out));
+        bytes_cleanup(&out);
+        return 0;
+    }
+    if (strcmp(e->name, XMPP_NS_SASL "|success") == 0) {
+        relay_forward(c, &c->back, e->end);
+        c->restart = true;
+        return XMPP_IN_PAUSE;
+    }
+    return 0;
+}
+
+static int back_stream_close(void *arg, uint64_t end)
+{
+    struct conn *c = arg;
+
+    c->back.stream_closed = true;
+    return 0;
+}
+
+/* ---- accept -------------------------------------------------------------------------------- */
+
+static void timeout_cb(uv_timer_t *t)
+{
+    struct conn *c = t->data;
+
+    conn_log(c, LOG_DEBUG, "limits.handshake_timeout reached");
+    if (c->state == CONN_BACKEND_CONNECT)
+        fail_stream2(c, CONN_END_BACKEND_CONNECT, XTP_EBACKEND, UV_ETIMEDOUT);
+    else
+        fail_stream(c, CONN_END_TIMEOUT, UV_ETIMEDOUT);
+}
+
+static void addr_text(const struct sockaddr_storage *ss, char *ip, size_t iplen, char *full,
+                      size_t fulllen)
+{
+    int port = 0;
+
+    ip[0] = '\0';
+    if (ss->ss_family == AF_INET) {
+        const struct sockaddr_in *sin = (const struct sockaddr_in *)ss;
+        uv_ip4_name(sin, ip, iplen);
+        port = ntohs(sin->sin_port);
+        snprintf(full, fulllen, "%s:%d", ip, port);
+    } else if (ss->ss_family == AF_INET6) {
+        const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)ss;
+        uv_ip6_name(sin6, ip, iplen);
+        port = ntohs(sin6->sin6_port);
+        snprintf(full, fulllen, "[%s]:%d", ip, port);
+    } else {
+        snprintf(ip, iplen, "?");
+        snprintf(full, fulllen, "?");
+    }
+}
+
+void conn_accept(struct worker *w, uv_stream_t *server, const struct cfg_listener *lst)
+{
+    static uint64_t last_limit_log;
+    const struct cfg *cfg = w->snap->cfg;
+    struct sockaddr_storage ss;
+    int sslen = sizeof(ss);
+    struct conn *c = calloc(1, sizeof(*c));
+
+    if (c == NULL) {
+        log_msg(LOG_ERROR, "listener=%s accept: out of memory", lst->name);
+        return;
+    }
+    if (uv_tcp_init(w->loop, &c->peer.tcp) != 0 || uv_timer_init(w->loop, &c->timer) != 0) {
+        /* uv_tcp_init cannot fail on Linux; a failed timer init leaves nothing to close. */
+        log_msg(LOG_ERROR, "listener=%s accept: cannot initialise handles", lst->name);
+        free(c);
+        return;
+    }
+    c->w = w;
+    c->snap = snap_ref(w->snap);
+    c->lst = lst;
+    c->id = ++w->next_id;
+    c->t_start = uv_now(w->loop);
+    c->peer.tcp.data = c;
+    c->timer.data = c;
+    c->live_handles = 2;
+    c->next = w->conns;
+    if (w->conns)
+        w->conns->prev = c;
+    w->conns = c;
+    w->live++;
+    snprintf(c->peer_addr, sizeof(c->peer_addr), "?");
+
+    if (uv_accept(server, (uv_stream_t *)&c->peer.tcp) != 0) {
+        conn_close(c, CONN_END_PEER_IO, UV_ECONNABORTED);
+        return;
+    }
+    if (uv_tcp_getpeername(&c->peer.tcp, (struct sockaddr *)&ss, &sslen) == 0)
+        addr_text(&ss, c->peer_ip, sizeof(c->peer_ip), c->peer_addr, sizeof(c->peer_addr));
+
+    if (w->stopping || w->live > cfg->max_connections) {
+        /* Refused fast and logged at most once a second: a flood must not flood the log. */
+        if (uv_now(w->loop) - last_limit_log >= 1000) {
+            last_limit_log = uv_now(w->loop);
+            log_msg(LOG_WARN, "listener=%s refusing connections: %s (limits.max_connections=%u)",
+                    lst->name, w->stopping ? "shutting down" : "at the limit",
+                    cfg->max_connections);
+        }
+        c->peer.failed = XTP_ELIMIT; /* no flush: just close */
+        c->state = CONN_CLOSING;
+        c->end = CONN_END_SHUTDOWN;
+        close_handle(c, (uv_handle_t *)&c->peer.tcp);
+        return;
+    }
+
+    uv_tcp_nodelay(&c->peer.tcp, 1);
+    c->peer.xin = xmpp_in_new(&peer_ops, c, cfg->max_stanza, NULL);
+    if (c->peer.xin == NULL) {
+        conn_close(c, CONN_END_NOMEM, -ENOMEM);
+        return;
+    }
+    conn_log(c, LOG_DEBUG, "accepted");
+    if (lst->tls == CFG_TLS_DIRECT) {
+        c->tls = tls_new(c->snap->tls, TLS_ROLE_C2S, NULL, tls_send_cb, c);
+        if (c->tls == NULL) {
+            conn_close(c, CONN_END_NOMEM, -ENOMEM);
+            return;
+        }
+        set_state(c, CONN_TLS_HANDSHAKE);
+    } else {
+        set_state(c, CONN_PLAIN_STREAM);
+    }
+    uv_timer_start(&c->timer, timeout_cb, cfg->handshake_timeout_ms, 0);
+    relay_update_reading(c);
+}

@@ -1,0 +1,17 @@
+/* listener.h: one listening socket per configured listener; accepted connections become
+ * sessions (conn.c). */
+#ifndef XTP_LISTENER_H
+#define XTP_LISTENER_H
+
+struct cfg_listener;
+struct listener;
+struct worker;
+
+/* Binds and listens on cl->listen for worker w. Returns 0 with *out set, or a negative code
+ * (UV_EADDRINUSE, UV_EACCES, ...) after logging which listener failed and why. */
+int listener_start(struct worker *w, const struct cfg_listener *cl, struct listener **out);
+
+/* Stops accepting; the memory goes in the close callback. NULL is fine. */
+void listener_stop(struct listener *l);
+
+#endif

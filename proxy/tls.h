@@ -1,0 +1,81 @@
+/* tls.h: mbedTLS behind two opaque structs; the only module that includes mbedTLS headers.
+ * A session's TLS runs over memory: ciphertext comes in through tls_feed() and leaves through
+ * the send callback given to tls_new(), so this module never touches sockets or the loop.
+ *
+ * Policy (RFC 9325, RFC 7590): TLS 1.3 and 1.2 only; 1.2 suites ECDHE + AES-GCM or
+ * ChaCha20-Poly1305 only; groups x25519, secp256r1, secp384r1; no renegotiation; session
+ * tickets whose keys rotate in memory. tests: test_tls.c */
+#ifndef XTP_TLS_H
+#define XTP_TLS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+struct cfg;
+struct tls;        /* one TLS session */
+struct tls_server; /* certificates, policy, tickets, RNG: shared by the sessions of one cfg */
+
+/* Once per process, before anything else here (PSA crypto, which TLS 1.3 needs). 0 or XTP_ETLS. */
+int tls_global_init(void);
+
+/* Version strings of the library, for --version. */
+const char *tls_lib_version(void);
+
+/* Loads every domain's certificate chain and key, checks that they match, refuses RSA keys
+ * under 2048 bits, loads tls.ca_file if readable, and builds the server configurations.
+ * Returns NULL with "FILE:LINE: message" in err (lines from cfg). Does not keep cfg. */
+struct tls_server *tls_server_new(const struct cfg *cfg, char *err, size_t errlen);
+void tls_server_free(struct tls_server *s); /* NULL is fine; no session may still use it */
+
+/* Seconds until the certificate of domain expires (negative once expired), or 0 when unknown. */
+long long tls_server_cert_expiry(const struct tls_server *s, const char *domain);
+
+enum tls_role {
+    TLS_ROLE_C2S = 0, /* ALPN "xmpp-client" (XEP-0368) */
+    TLS_ROLE_S2S,     /* ALPN "xmpp-server" */
+};
+
+/* Ciphertext output: must take all len bytes (queue them) and return 0, or return a negative
+ * code, which fails the TLS call in progress with XTP_ETLS. */
+typedef int tls_send_fn(void *arg, const void *data, size_t len);
+
+/* A server-side session. domain: the certificate to present when the client sends no SNI
+ * (NULL: the first domain of the cfg). SNI naming another served domain selects its
+ * certificate; SNI naming a domain we do not serve fails the handshake. NULL on ENOMEM. */
+struct tls *tls_new(struct tls_server *s, enum tls_role role, const char *domain,
+                    tls_send_fn *send, void *send_arg);
+void tls_free(struct tls *t); /* NULL is fine */
+
+/* Lends ciphertext to the session for the tls_* calls that follow. Before returning to the
+ * loop the caller calls tls_feed_end(), which copies what was not consumed (0 or -ENOMEM). */
+void tls_feed(struct tls *t, const void *data, size_t len);
+int tls_feed_end(struct tls *t);
+
+/* Advances the handshake. 0: done; -EAGAIN: needs more input; XTP_ETLS: failed (the alert, if
+ * any, has been sent through the send callback; tls_last_error() says why). */
+int tls_handshake(struct tls *t);
+
+/* Decrypts into buf. Returns bytes (> 0), -EAGAIN when no whole record is buffered,
+ * XTP_ECLOSED after the peer's close_notify, or XTP_ETLS. Call until it returns <= 0:
+ * a TLS 1.3 NewSessionTicket or KeyUpdate can hide data behind a WANT_READ. */
+int tls_read(struct tls *t, void *buf, size_t cap);
+
+/* Encrypts all len bytes and hands the records to the send callback. 0 or XTP_ETLS. */
+int tls_write(struct tls *t, const void *data, size_t len);
+
+/* Sends close_notify. 0 or XTP_ETLS. */
+int tls_close_notify(struct tls *t);
+
+/* After the handshake: "TLSv1.3", "TLS1-3-AES-128-GCM-SHA256", the served domain the client
+ * asked for with SNI (NULL: no SNI), the negotiated ALPN protocol (NULL: none), whether the
+ * session was resumed. Before the handshake: "none" / NULL / false. */
+const char *tls_version(const struct tls *t);
+const char *tls_cipher(const struct tls *t);
+const char *tls_sni(const struct tls *t);
+const char *tls_alpn(const struct tls *t);
+bool tls_resumed(const struct tls *t);
+
+/* The library's text for the last failure of this session ("" if none), for the caller's log. */
+const char *tls_last_error(const struct tls *t);
+
+#endif

@@ -1,0 +1,34 @@
+/* worker.h: what one event loop owns: its listeners, its sessions, the configuration snapshot
+ * new sessions take, and the scratch buffers every read on this loop shares (reads are
+ * processed synchronously, so one buffer per loop is enough and no session holds one while
+ * idle). One worker per thread; nothing here is shared between threads but the snapshot. */
+#ifndef XTP_WORKER_H
+#define XTP_WORKER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "snap.h"
+
+#define WORKER_RBUF_SIZE (64 * 1024)       /* socket reads */
+#define WORKER_PBUF_SIZE (16 * 1024 + 256) /* one decrypted TLS record */
+
+struct conn;
+struct listener;
+
+struct worker {
+    uv_loop_t *loop;         /* borrowed */
+    struct snap *snap;       /* shared (ref): what new sessions use */
+    struct listener **lsn;   /* owned */
+    size_t nlsn;
+    struct conn *conns;      /* live sessions, a doubly linked list through conn->next/prev */
+    unsigned live;           /* sessions not yet freed */
+    uint64_t next_id;
+    bool stopping;           /* no new sessions */
+    uint8_t rbuf[WORKER_RBUF_SIZE];
+    uint8_t pbuf[WORKER_PBUF_SIZE];
+};
+
+#endif
