@@ -2,7 +2,7 @@
 #   make run    install what is missing, build, start the demo (jabberd2 + proxy) in the foreground
 #   make test   install what is missing, build with ASan+UBSan and -Werror, run every test
 .POSIX:
-.PHONY: all deps deps-build build run test test-build unit format clean
+.PHONY: all deps deps-build build run test test-build unit fuzz format clean
 
 JOBS   ?= $(shell nproc 2>/dev/null || echo 2)
 BUILD  ?= build
@@ -37,6 +37,11 @@ test: test-build
 # Unit and fuzz-corpus tests only: seconds, no servers.
 unit: test-build
 	cd $(BUILD)/test && $(CTEST) --output-on-failure -L 'unit|fuzz'
+
+# libFuzzer: every target for FUZZ_SECONDS (default 60) on a scratch copy of its corpus.
+FUZZ_SECONDS ?= 60
+fuzz: deps
+	scripts/fuzz.sh $(FUZZ_SECONDS)
 
 format:
 	clang-format -i proxy/*.c proxy/*.h tests/unit/*.c tests/unit/*.h tests/fuzz/*.c

@@ -150,6 +150,7 @@ static void back_shut_cb(uv_shutdown_t *req, int status)
 void conn_close(struct conn *c, enum conn_end why, int err)
 {
     enum conn_state prev = c->state;
+    char errtext[512] = "";
     uint64_t ms;
 
     if (prev == CONN_CLOSING)
@@ -158,15 +159,17 @@ void conn_close(struct conn *c, enum conn_end why, int err)
     c->end_err = err;
     c->state = CONN_CLOSING;
     ms = uv_now(c->w->loop) - c->t_start;
+    if (err != 0)
+        snprintf(errtext, sizeof(errtext), " error=%s (%s%s%s)", xtp_err_name(err),
+                 xtp_strerror(err), c->tls && *tls_last_error(c->tls) ? ": " : "",
+                 c->tls ? tls_last_error(c->tls) : "");
     conn_log(c,
-             why == CONN_END_NOMEM                                    ? LOG_ERROR
+             why == CONN_END_NOMEM ? LOG_ERROR
              : why >= CONN_END_BACKEND_CONNECT && why <= CONN_END_BACKEND_PROTOCOL ? LOG_WARN
-                                                                               : LOG_INFO,
-             "close reason=%s error=%s (%s%s%s) from=%s domain=%s tls=%s cipher=%s bytes_in=%llu "
-             "bytes_out=%llu duration_ms=%llu",
-             conn_end_str(why), xtp_err_name(err), xtp_strerror(err),
-             c->tls && *tls_last_error(c->tls) ? ": " : "", c->tls ? tls_last_error(c->tls) : "",
-             conn_state_name(prev), c->dom ? c->dom->name : "-",
+                                                                                 : LOG_INFO,
+             "close reason=%s%s from=%s domain=%s tls=%s cipher=%s bytes_in=%llu bytes_out=%llu "
+             "duration_ms=%llu",
+             conn_end_str(why), errtext, conn_state_name(prev), c->dom ? c->dom->name : "-",
              c->tls ? tls_version(c->tls) : "none", c->tls ? tls_cipher(c->tls) : "none",
              (unsigned long long)c->peer.rx, (unsigned long long)c->peer.tx,
              (unsigned long long)ms);
