@@ -2,7 +2,7 @@
 #   make run    install what is missing, build, start the demo (jabberd2 + proxy) in the foreground
 #   make test   install what is missing, build with ASan+UBSan and -Werror, run every test
 .POSIX:
-.PHONY: all deps deps-build build run test test-build unit fuzz format clean
+.PHONY: all deps deps-build build run test test-build unit fuzz bench format clean
 
 JOBS   ?= $(shell nproc 2>/dev/null || echo 2)
 BUILD  ?= build
@@ -42,6 +42,10 @@ unit: test-build
 FUZZ_SECONDS ?= 60
 fuzz: deps
 	scripts/fuzz.sh $(FUZZ_SECONDS)
+
+# Benchmarks (bench/README.md): crypto floor, handshake CPU, idle RSS, added latency. ~2 min.
+bench: deps build
+	bench/c2s.sh $(BUILD)
 
 format:
 	clang-format -i proxy/*.c proxy/*.h tests/unit/*.c tests/unit/*.h tests/fuzz/*.c
