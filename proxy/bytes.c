@@ -2,6 +2,7 @@
 #include "bytes.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -27,7 +28,7 @@ uint8_t *bytes_reserve(struct bytes *b, size_t want, size_t *got)
             goto done;
     }
     need = b->len + want;
-    if (need < b->len)
+    if (need < b->len || need > SIZE_MAX / 2)
         return NULL;
     cap = b->cap ? b->cap : 1024;
     while (cap < need)

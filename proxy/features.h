@@ -15,8 +15,9 @@
 
 /* elem: the whole element's bytes, which start at stream offset e->start; e->children are
  * its recorded children. peer_addr: text for <address/>, or NULL to leave it as it is.
- * Appends the result to out. Returns 0, -ENOMEM, or XTP_EBADFORMAT when the children were
- * not all recorded (too many to rewrite exactly: we fail closed). */
+ * Appends the result to out, or nothing on failure. Returns 0, -ENOMEM, or XTP_EBADFORMAT
+ * when the children were not all recorded (too many to rewrite exactly: we fail closed) or
+ * when cutting a child out would join the text around it into "]]>" (not well-formed). */
 int features_rewrite(const struct xmpp_elem *e, const uint8_t *elem, const char *peer_addr,
                      struct bytes *out);
 

@@ -9,7 +9,9 @@
 #include "bytes.h"
 
 /* <?xml version='1.0'?><stream:stream xmlns='content_ns' xmlns:stream='...' ...>. Any of
- * from, to, id, version, lang may be NULL to leave that attribute out. 0 or -ENOMEM. */
+ * from, to, id, version, lang may be NULL to leave that attribute out. 0 or -ENOMEM.
+ * Attributes come in this order: xmlns, xmlns:stream, xmlns:db='jabber:server:dialback' (only
+ * when content_ns is jabber:server, XEP-0220), from, to, id, version, xml:lang. */
 int xmpp_out_header(struct bytes *out, const char *content_ns, const char *from, const char *to,
                     const char *id, const char *version, const char *lang);
 

@@ -1,0 +1,508 @@
+/* xmpp_in.c: incremental XMPP stream parser over expat; see xmpp_in.h.
+ *
+ * Offsets. expat counts bytes from the start of the current document; we add base, the stream
+ * offset at which that document began (xmpp_in_new() or the last xmpp_in_reset()). A start
+ * handler sees its tag at XML_GetCurrentByteIndex() with XML_GetCurrentByteCount() bytes. An
+ * end handler sees its end tag the same way, so the element ends at index + count. For an
+ * empty element <x/> (measured on expat 2.5.0) expat moves the index to the end of the tag
+ * before the end handler and reports a count of 0, so index + count is right there too.
+ *
+ * Memory. The parser allocates nothing per stanza: the attributes, the direct text and the
+ * recorded children of the open depth-1 element live in fixed arenas inside struct xmpp_in.
+ * expat itself buffers the bytes of the pending unit, which the size limit keeps below
+ * max_stanza + XMPP_IN_SLICE. */
+#include "xmpp_in.h"
+
+#include <errno.h>
+#include <expat.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "err.h"
+
+#define XML_NS_XML "http://www.w3.org/XML/1998/namespace"
+
+/* expat gets at most this many bytes per XML_Parse() call, so that the size limit is checked
+ * on bytes fed at least every XMPP_IN_SLICE bytes: expat reports nothing while a huge tag is
+ * pending and would otherwise buffer a whole feed of it. */
+#define XMPP_IN_SLICE 4096
+
+#define ATTR_ARENA 4096 /* names and values of the depth-1 element's attributes */
+#define TEXT_MAX   1024 /* its direct text, NUL included */
+#define NAME_ARENA 2048 /* expanded names of its recorded children */
+
+struct xmpp_in {
+    XML_Parser parser;             /* owned */
+    const struct xmpp_in_ops *ops; /* borrowed */
+    void *arg;                     /* borrowed, passed to ops */
+    const char *const *record;     /* borrowed: names whose children we record */
+    size_t max_stanza;
+
+    uint64_t base;      /* stream offset of the current document's first byte */
+    uint64_t offset;    /* stream offset of the next byte to feed */
+    uint64_t safe;      /* see xmpp_in_safe() */
+    uint64_t pause_end; /* end of the event that asked to pause */
+    int err;            /* first error of this document, XMPP_IN_PAUSED, or 0 */
+    bool stopped;       /* XML_StopParser() called: ignore every later handler */
+    unsigned depth;     /* open elements; 1 while inside <stream:stream> only */
+    unsigned long err_line, err_col;
+
+    /* The open depth-1 element. */
+    uint64_t elem_start;
+    bool recording;       /* its name is in record: its children are recorded */
+    bool text_full;       /* text reached TEXT_MAX - 1 bytes: the rest is not kept */
+    bool attrs_truncated; /* an attribute did not fit */
+    bool children_truncated;
+    int open_child; /* index in children of the open depth-2 child, or -1 */
+    size_t nattrs, nchildren, text_len, attr_used, name_used;
+    struct xmpp_attr attrs[XMPP_IN_MAX_ATTRS];
+    struct xmpp_child children[XMPP_IN_MAX_CHILDREN];
+    char text[TEXT_MAX];
+    char attr_arena[ATTR_ARENA]; /* also holds the root's default namespace */
+    char name_arena[NAME_ARENA];
+    const char *default_ns; /* in attr_arena, or NULL; valid until the root's start tag */
+};
+
+static uint64_t here(const struct xmpp_in *in)
+{
+    return in->base + (uint64_t)XML_GetCurrentByteIndex(in->parser);
+}
+
+static uint64_t here_end(const struct xmpp_in *in)
+{
+    return here(in) + (uint64_t)XML_GetCurrentByteCount(in->parser);
+}
+
+/* Stops the parser for good with err (a negative code). Called from handlers. */
+static void fail(struct xmpp_in *in, int err)
+{
+    if (in->stopped)
+        return;
+    in->stopped = true;
+    in->err = err;
+    in->err_line = XML_GetCurrentLineNumber(in->parser);
+    in->err_col = XML_GetCurrentColumnNumber(in->parser);
+    XML_StopParser(in->parser, XML_FALSE);
+}
+
+/* Acts on an event callback's answer; end is the offset right after the event. */
+static void answer(struct xmpp_in *in, int rc, uint64_t end)
+{
+    if (rc < 0) {
+        fail(in, rc);
+    } else if (rc == XMPP_IN_PAUSE) {
+        in->stopped = true;
+        in->err = XMPP_IN_PAUSED;
+        in->pause_end = end;
+        XML_StopParser(in->parser, XML_FALSE);
+    }
+}
+
+/* Copies s (len bytes) and a NUL into arena; NULL when it does not fit. */
+static const char *arena_copy(char *arena, size_t size, size_t *used, const char *s, size_t len)
+{
+    char *dst;
+
+    if (len >= size - *used)
+        return NULL;
+    dst = arena + *used;
+    memcpy(dst, s, len);
+    dst[len] = '\0';
+    *used += len + 1;
+    return dst;
+}
+
+static bool is_xml_space(const XML_Char *s, int len)
+{
+    for (int i = 0; i < len; i++)
+        if (s[i] != ' ' && s[i] != '\t' && s[i] != '\r' && s[i] != '\n')
+            return false;
+    return true;
+}
+
+static const char *find_attr(const XML_Char **atts, const char *name)
+{
+    for (size_t i = 0; atts[i] != NULL; i += 2)
+        if (strcmp(atts[i], name) == 0)
+            return atts[i + 1];
+    return NULL;
+}
+
+static void open_stream(struct xmpp_in *in, const XML_Char *name, const XML_Char **atts)
+{
+    struct xmpp_hdr h = {
+        .name = name,
+        .default_ns = in->default_ns,
+        .to = find_attr(atts, "to"),
+        .from = find_attr(atts, "from"),
+        .id = find_attr(atts, "id"),
+        .version = find_attr(atts, "version"),
+        .lang = find_attr(atts, XML_NS_XML "|lang"),
+        .start = here(in),
+        .end = here_end(in),
+    };
+
+    if (h.end - in->safe > in->max_stanza) {
+        fail(in, XTP_ETOOBIG);
+        return;
+    }
+    in->safe = h.end;
+    answer(in, in->ops->stream_open(in->arg, &h), h.end);
+}
+
+static void open_elem(struct xmpp_in *in, const XML_Char *name, const XML_Char **atts)
+{
+    /* RFC 6120 §4.2: one stream per connection direction; a nested one is not XMPP. */
+    if (strcmp(name, XMPP_NS_STREAMS "|stream") == 0) {
+        fail(in, XTP_EBADFORMAT);
+        return;
+    }
+    in->elem_start = here(in);
+    in->nattrs = in->nchildren = in->text_len = in->attr_used = in->name_used = 0;
+    in->text[0] = '\0';
+    in->text_full = in->attrs_truncated = in->children_truncated = false;
+    in->open_child = -1;
+    in->recording = false;
+    for (size_t i = 0; in->record != NULL && in->record[i] != NULL; i++)
+        if (strcmp(in->record[i], name) == 0)
+            in->recording = true;
+
+    for (size_t i = 0; atts[i] != NULL; i += 2) {
+        const char *n, *v;
+
+        if (in->nattrs == XMPP_IN_MAX_ATTRS) {
+            in->attrs_truncated = true;
+            break;
+        }
+        n = arena_copy(in->attr_arena, ATTR_ARENA, &in->attr_used, atts[i], strlen(atts[i]));
+        v = n ? arena_copy(in->attr_arena, ATTR_ARENA, &in->attr_used, atts[i + 1],
+                           strlen(atts[i + 1]))
+              : NULL;
+        if (v == NULL) {
+            /* Dropped, never cut: a shortened 'to' would name another domain. */
+            in->attrs_truncated = true;
+            continue;
+        }
+        in->attrs[in->nattrs].name = n;
+        in->attrs[in->nattrs].value = v;
+        in->nattrs++;
+    }
+}
+
+static void open_child(struct xmpp_in *in, const XML_Char *name)
+{
+    const char *copy;
+
+    if (in->nchildren == XMPP_IN_MAX_CHILDREN) {
+        in->children_truncated = true;
+        return;
+    }
+    copy = arena_copy(in->name_arena, NAME_ARENA, &in->name_used, name, strlen(name));
+    if (copy == NULL) {
+        in->children_truncated = true;
+        return;
+    }
+    in->children[in->nchildren].name = copy;
+    in->children[in->nchildren].start = here(in);
+    in->children[in->nchildren].end = here(in); /* set by the end handler */
+    in->open_child = (int)in->nchildren++;
+}
+
+static void XMLCALL start_cb(void *ud, const XML_Char *name, const XML_Char **atts)
+{
+    struct xmpp_in *in = ud;
+    unsigned level = in->depth;
+
+    if (in->stopped)
+        return;
+    if (level > XMPP_IN_MAX_DEPTH) {
+        fail(in, XTP_EDEPTH);
+        return;
+    }
+    in->depth++;
+    if (level == 0)
+        open_stream(in, name, atts);
+    else if (level == 1)
+        open_elem(in, name, atts);
+    else if (level == 2 && in->recording)
+        open_child(in, name);
+}
+
+static void close_elem(struct xmpp_in *in, const XML_Char *name, uint64_t end)
+{
+    struct xmpp_elem e = {
+        .name = name,
+        .start = in->elem_start,
+        .end = end,
+        .attrs = in->attrs,
+        .nattrs = in->nattrs,
+        .attrs_truncated = in->attrs_truncated,
+        .text = in->text,
+        .children = in->children,
+        .nchildren = in->nchildren,
+        .children_truncated = in->children_truncated,
+    };
+
+    /* Checked here as well as on bytes fed, so that the limit does not depend on how the
+     * stream was cut into reads: an element of max_stanza + 1 bytes fails either way. */
+    if (end - in->safe > in->max_stanza) {
+        fail(in, XTP_ETOOBIG);
+        return;
+    }
+    in->safe = end;
+    answer(in, in->ops->element(in->arg, &e), end);
+}
+
+static void XMLCALL end_cb(void *ud, const XML_Char *name)
+{
+    struct xmpp_in *in = ud;
+    uint64_t end;
+
+    if (in->stopped)
+        return;
+    end = here_end(in);
+    in->depth--;
+    if (in->depth == 0) {
+        if (end - in->safe > in->max_stanza) {
+            fail(in, XTP_ETOOBIG);
+            return;
+        }
+        in->safe = end;
+        answer(in, in->ops->stream_close(in->arg, end), end);
+    } else if (in->depth == 1) {
+        close_elem(in, name, end);
+    } else if (in->depth == 2 && in->open_child >= 0) {
+        in->children[in->open_child].end = end;
+        in->open_child = -1;
+    }
+}
+
+/* Keeps whole UTF-8 characters only: expat hands us valid UTF-8, possibly in pieces, so a
+ * character is cut only where the buffer is full, and then nothing more is appended. */
+static void keep_text(struct xmpp_in *in, const XML_Char *s, size_t len)
+{
+    size_t room = TEXT_MAX - 1 - in->text_len;
+
+    if (in->text_full)
+        return;
+    if (len > room) {
+        len = room;
+        while (len > 0 && ((unsigned char)s[len] & 0xC0) == 0x80)
+            len--; /* s[len] continues a character that would be cut */
+        in->text_full = true;
+    }
+    memcpy(in->text + in->text_len, s, len);
+    in->text_len += len;
+    in->text[in->text_len] = '\0';
+}
+
+static void XMLCALL chars_cb(void *ud, const XML_Char *s, int len)
+{
+    struct xmpp_in *in = ud;
+
+    if (in->stopped)
+        return;
+    if (in->depth == 1) {
+        /* RFC 6120 §4.6.1: only whitespace (keepalives) may sit between top-level elements.
+         * Each whitespace character is a complete unit, so it never counts against the
+         * size limit. */
+        if (!is_xml_space(s, len)) {
+            fail(in, XTP_EBADFORMAT);
+            return;
+        }
+        in->safe = here_end(in);
+    } else if (in->depth == 2) {
+        keep_text(in, s, (size_t)len);
+    }
+}
+
+static void XMLCALL ns_start_cb(void *ud, const XML_Char *prefix, const XML_Char *uri)
+{
+    struct xmpp_in *in = ud;
+
+    if (in->stopped || in->depth != 0 || prefix != NULL || uri == NULL)
+        return;
+    /* Copied: expat does not promise that uri lives until the start handler. */
+    in->attr_used = 0;
+    in->default_ns = arena_copy(in->attr_arena, ATTR_ARENA, &in->attr_used, uri, strlen(uri));
+    if (in->default_ns == NULL)
+        fail(in, XTP_ENAMESPACE); /* longer than any namespace we could accept */
+}
+
+/* RFC 6120 §11.1: no DTD, no entity declarations, no comments, no processing instructions. */
+static void XMLCALL doctype_cb(void *ud, const XML_Char *name, const XML_Char *sysid,
+                               const XML_Char *pubid, int has_internal_subset)
+{
+    fail(ud, XTP_ERESTRICTED);
+}
+
+static void XMLCALL entity_cb(void *ud, const XML_Char *name, int is_param, const XML_Char *value,
+                              int value_len, const XML_Char *base, const XML_Char *sysid,
+                              const XML_Char *pubid, const XML_Char *notation)
+{
+    fail(ud, XTP_ERESTRICTED);
+}
+
+static void XMLCALL comment_cb(void *ud, const XML_Char *data)
+{
+    fail(ud, XTP_ERESTRICTED);
+}
+
+static void XMLCALL pi_cb(void *ud, const XML_Char *target, const XML_Char *data)
+{
+    fail(ud, XTP_ERESTRICTED);
+}
+
+/* Handlers and options, for a new parser and after XML_ParserReset(), which clears them. */
+static void setup(struct xmpp_in *in)
+{
+    XML_Parser p = in->parser;
+
+    XML_SetUserData(p, in);
+    XML_SetElementHandler(p, start_cb, end_cb);
+    XML_SetCharacterDataHandler(p, chars_cb);
+    XML_SetStartNamespaceDeclHandler(p, ns_start_cb);
+    XML_SetStartDoctypeDeclHandler(p, doctype_cb);
+    XML_SetEntityDeclHandler(p, entity_cb);
+    XML_SetCommentHandler(p, comment_cb);
+    XML_SetProcessingInstructionHandler(p, pi_cb);
+#ifdef XTP_HAVE_REPARSE_DEFERRAL
+    /* expat 2.6 (backported to Debian's 2.5.0) may hold back a token split across feeds
+     * until more data comes: on a stream that is a deadlock. */
+    XML_SetReparseDeferralEnabled(p, XML_FALSE);
+#endif
+
+    in->base = in->safe = in->offset;
+    in->err = 0;
+    in->stopped = false;
+    in->depth = 0;
+    in->default_ns = NULL;
+    in->attr_used = 0;
+    in->err_line = in->err_col = 0;
+}
+
+struct xmpp_in *xmpp_in_new(const struct xmpp_in_ops *ops, void *arg, size_t max_stanza,
+                            const char *const *record_children)
+{
+    struct xmpp_in *in = calloc(1, sizeof(*in));
+
+    if (in == NULL)
+        return NULL;
+    /* RFC 6120 §11.6: UTF-8 only. Naming the encoding here makes expat ignore an encoding=
+     * declaration; what still makes it switch to UTF-16 is refused in xmpp_in_feed(). */
+    in->parser = XML_ParserCreateNS("UTF-8", '|');
+    if (in->parser == NULL) {
+        free(in);
+        return NULL;
+    }
+    in->ops = ops;
+    in->arg = arg;
+    in->record = record_children;
+    in->max_stanza = max_stanza;
+    setup(in);
+    return in;
+}
+
+void xmpp_in_free(struct xmpp_in *in)
+{
+    if (in == NULL)
+        return;
+    XML_ParserFree(in->parser);
+    free(in);
+}
+
+int xmpp_in_reset(struct xmpp_in *in)
+{
+    /* Fails only for expat's child parsers (external entities), which we never create. */
+    if (!XML_ParserReset(in->parser, "UTF-8"))
+        return -ENOMEM;
+    setup(in);
+    return 0;
+}
+
+static int expat_error(struct xmpp_in *in)
+{
+    enum XML_Error e = XML_GetErrorCode(in->parser);
+
+    in->err_line = XML_GetCurrentLineNumber(in->parser);
+    in->err_col = XML_GetCurrentColumnNumber(in->parser);
+    switch (e) {
+    case XML_ERROR_NO_MEMORY:
+        return -ENOMEM;
+    case XML_ERROR_UNBOUND_PREFIX:
+        return XTP_EPREFIX;
+    default:
+        return XTP_EXML;
+    }
+}
+
+int xmpp_in_feed(struct xmpp_in *in, const void *data, size_t len, size_t *used)
+{
+    const uint8_t *p = data;
+    uint64_t first = in->offset;
+    size_t done = 0;
+
+    *used = 0;
+    if (in->err == XMPP_IN_PAUSED)
+        return -EINVAL; /* a paused parser is only reset or freed */
+    if (in->err != 0)
+        return in->err;
+    /* expat 2.5.0 picks UTF-16 from a document's first two bytes (FF FE, FE FF, 3C 00,
+     * 00 3C) even when told UTF-8 (measured). None of 00, FE, FF can appear in UTF-8 XML. */
+    for (size_t i = 0; i < len && in->offset + i - in->base < 2; i++)
+        if (p[i] == 0x00 || p[i] == 0xFE || p[i] == 0xFF) {
+            in->err = XTP_EXML;
+            return in->err;
+        }
+    while (done < len) {
+        size_t n = len - done < XMPP_IN_SLICE ? len - done : XMPP_IN_SLICE;
+        enum XML_Status st = XML_Parse(in->parser, (const char *)p + done, (int)n, XML_FALSE);
+
+        if (in->err == XMPP_IN_PAUSED) {
+            *used = (size_t)(in->pause_end - first);
+            in->offset = in->pause_end;
+            return XMPP_IN_PAUSED;
+        }
+        done += n;
+        *used = done;
+        in->offset += n;
+        if (in->err != 0)
+            return in->err;
+        if (st != XML_STATUS_OK) {
+            in->err = expat_error(in);
+            return in->err;
+        }
+        if (in->offset - in->safe > in->max_stanza) {
+            in->err = XTP_ETOOBIG;
+            in->err_line = XML_GetCurrentLineNumber(in->parser);
+            in->err_col = XML_GetCurrentColumnNumber(in->parser);
+            return in->err;
+        }
+    }
+    return 0;
+}
+
+uint64_t xmpp_in_offset(const struct xmpp_in *in)
+{
+    return in->offset;
+}
+
+uint64_t xmpp_in_safe(const struct xmpp_in *in)
+{
+    return in->safe;
+}
+
+void xmpp_in_error_pos(const struct xmpp_in *in, unsigned long *line, unsigned long *col)
+{
+    /* expat counts lines from 1 and columns from 0. */
+    *line = in->err_line > 0 ? in->err_line - 1 : 0;
+    *col = in->err_col;
+}
+
+const char *xmpp_attr_get(const struct xmpp_attr *attrs, size_t n, const char *name)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(attrs[i].name, name) == 0)
+            return attrs[i].value;
+    return NULL;
+}
