@@ -15,7 +15,10 @@ struct bytes {
     size_t cap;   /* allocated size of buf */
 };
 
-#define BYTES_INIT {NULL, 0, 0, 0}
+#define BYTES_INIT                                                                                 \
+    {                                                                                              \
+        NULL, 0, 0, 0                                                                              \
+    }
 
 /* Frees the storage; the buffer is empty and reusable afterwards. */
 void bytes_cleanup(struct bytes *b);

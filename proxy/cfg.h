@@ -46,20 +46,20 @@ struct cfg_listener {
 };
 
 struct cfg {
-    int refs;     /* see cfg_ref(); atomic */
-    char *path;   /* the file as given */
-    enum log_level log_level;     /* log.level, default info */
-    enum log_format log_format;   /* log.format, default text */
-    int tls_min_version;          /* tls.min_version: 12 ("1.2", default) or 13 ("1.3") */
-    char *ca_file;                /* tls.ca_file, default /etc/ssl/certs/ca-certificates.crt */
+    int refs;                   /* see cfg_ref(); atomic */
+    char *path;                 /* the file as given */
+    enum log_level log_level;   /* log.level, default info */
+    enum log_format log_format; /* log.format, default text */
+    int tls_min_version;        /* tls.min_version: 12 ("1.2", default) or 13 ("1.3") */
+    char *ca_file;              /* tls.ca_file, default /etc/ssl/certs/ca-certificates.crt */
     int ca_file_line;
-    struct cfg_domain *domains;   /* in file order; domains[0] is the default (no SNI) */
-    size_t ndomains;              /* >= 1 */
+    struct cfg_domain *domains; /* in file order; domains[0] is the default (no SNI) */
+    size_t ndomains;            /* >= 1 */
     struct cfg_listener *listeners;
-    size_t nlisteners;            /* >= 1 */
-    size_t max_stanza;            /* limits.max_stanza, bytes, default 256KiB */
-    uint64_t handshake_timeout_ms;/* limits.handshake_timeout, default 10s */
-    unsigned max_connections;     /* limits.max_connections, default 20000 */
+    size_t nlisteners;             /* >= 1 */
+    size_t max_stanza;             /* limits.max_stanza, bytes, default 256KiB */
+    uint64_t handshake_timeout_ms; /* limits.handshake_timeout, default 10s */
+    unsigned max_connections;      /* limits.max_connections, default 20000 */
 };
 
 /* Loads and validates path. Returns a snapshot with one reference, or NULL with a message
@@ -78,11 +78,11 @@ void cfg_unref(struct cfg *c); /* NULL is fine */
 const struct cfg_domain *cfg_domain_find(const struct cfg *c, const char *name);
 
 /* Parsers shared with the tests: return 0 or XTP_ECONFIG. */
-int cfg_parse_size(const char *s, size_t *out);         /* "256KiB", "1MiB", "4096", "64KB" */
-int cfg_parse_duration(const char *s, uint64_t *ms);    /* "10s", "500ms", "2m", "1h" */
-int cfg_parse_addr(const char *s, struct cfg_addr *out);/* "127.0.0.1:5222", "[::]:5222" */
+int cfg_parse_size(const char *s, size_t *out);          /* "256KiB", "1MiB", "4096", "64KB" */
+int cfg_parse_duration(const char *s, uint64_t *ms);     /* "10s", "500ms", "2m", "1h" */
+int cfg_parse_addr(const char *s, struct cfg_addr *out); /* "127.0.0.1:5222", "[::]:5222" */
 
-const char *cfg_kind_name(enum cfg_kind k);  /* "c2s" | "s2s" | "s2s-out" */
-const char *cfg_tls_name(enum cfg_tls t);    /* "starttls" | "direct" | "none" */
+const char *cfg_kind_name(enum cfg_kind k); /* "c2s" | "s2s" | "s2s-out" */
+const char *cfg_tls_name(enum cfg_tls t);   /* "starttls" | "direct" | "none" */
 
 #endif

@@ -164,9 +164,9 @@ void conn_close(struct conn *c, enum conn_end why, int err)
                  xtp_strerror(err), c->tls && *tls_last_error(c->tls) ? ": " : "",
                  c->tls ? tls_last_error(c->tls) : "");
     conn_log(c,
-             why == CONN_END_NOMEM ? LOG_ERROR
+             why == CONN_END_NOMEM                                                 ? LOG_ERROR
              : why >= CONN_END_BACKEND_CONNECT && why <= CONN_END_BACKEND_PROTOCOL ? LOG_WARN
-                                                                                 : LOG_INFO,
+                                                                                   : LOG_INFO,
              "close reason=%s%s from=%s domain=%s tls=%s cipher=%s bytes_in=%llu bytes_out=%llu "
              "duration_ms=%llu",
              conn_end_str(why), errtext, conn_state_name(prev), c->dom ? c->dom->name : "-",
@@ -337,8 +337,8 @@ static void handshake_step(struct conn *c)
     c->peer.fwd = xmpp_in_offset(c->peer.xin);
     c->peer_hdr_sent = false;
     set_state(c, CONN_PEER_STREAM);
-    conn_log(c, LOG_DEBUG, "TLS established: %s %s resumed=%s sni=%s alpn=%s",
-             tls_version(c->tls), tls_cipher(c->tls), tls_resumed(c->tls) ? "yes" : "no",
+    conn_log(c, LOG_DEBUG, "TLS established: %s %s resumed=%s sni=%s alpn=%s", tls_version(c->tls),
+             tls_cipher(c->tls), tls_resumed(c->tls) ? "yes" : "no",
              tls_sni(c->tls) ? tls_sni(c->tls) : "-", tls_alpn(c->tls) ? tls_alpn(c->tls) : "-");
 }
 
@@ -549,8 +549,7 @@ static int peer_stream_open(void *arg, const struct xmpp_hdr *h)
     }
     c->dom = dom;
     relay_skip(&c->peer, h->end); /* the backend gets a header we write, not the peer's bytes */
-    if (xmpp_out_header(&out, content_ns(c), h->from, dom->name, NULL, h->version, h->lang) !=
-        0) {
+    if (xmpp_out_header(&out, content_ns(c), h->from, dom->name, NULL, h->version, h->lang) != 0) {
         bytes_cleanup(&out);
         conn_close(c, CONN_END_NOMEM, -ENOMEM);
         return -ECANCELED;

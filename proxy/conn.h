@@ -31,18 +31,18 @@ enum conn_state {
 };
 
 /* Why a session ended: one per session, logged once. XX(name, token) */
-#define CONN_END_MAP(XX)                                                                       \
-    XX(DONE, "done")                       /* both streams closed cleanly */                  \
-    XX(PEER_EOF, "peer-eof")               /* peer closed TCP or TLS without </stream> */    \
-    XX(PEER_IO, "peer-io-error")           /* read/write error on the peer socket */         \
-    XX(PEER_PROTOCOL, "peer-protocol")     /* the peer broke XMPP rules; stream error sent */ \
-    XX(TLS, "tls-error")                   /* handshake or record failure */                 \
-    XX(TIMEOUT, "timeout")                 /* limits.handshake_timeout */                    \
-    XX(BACKEND_CONNECT, "backend-connect") /* backend unreachable */                         \
-    XX(BACKEND_EOF, "backend-eof")         /* backend closed without </stream> */            \
-    XX(BACKEND_IO, "backend-io-error")                                                       \
-    XX(BACKEND_PROTOCOL, "backend-protocol") /* backend sent what we cannot relay */          \
-    XX(SHUTDOWN, "shutdown")                                                                 \
+#define CONN_END_MAP(XX)                                                                           \
+    XX(DONE, "done")                       /* both streams closed cleanly */                       \
+    XX(PEER_EOF, "peer-eof")               /* peer closed TCP or TLS without </stream> */          \
+    XX(PEER_IO, "peer-io-error")           /* read/write error on the peer socket */               \
+    XX(PEER_PROTOCOL, "peer-protocol")     /* the peer broke XMPP rules; stream error sent */      \
+    XX(TLS, "tls-error")                   /* handshake or record failure */                       \
+    XX(TIMEOUT, "timeout")                 /* limits.handshake_timeout */                          \
+    XX(BACKEND_CONNECT, "backend-connect") /* backend unreachable */                               \
+    XX(BACKEND_EOF, "backend-eof")         /* backend closed without </stream> */                  \
+    XX(BACKEND_IO, "backend-io-error")                                                             \
+    XX(BACKEND_PROTOCOL, "backend-protocol") /* backend sent what we cannot relay */               \
+    XX(SHUTDOWN, "shutdown")                                                                       \
     XX(NOMEM, "no-memory")
 
 enum conn_end {

@@ -6,25 +6,25 @@
 #define XTP_ERR_H
 
 /* XX(name, description). Order is ABI for nobody: names are the stable tokens. */
-#define XTP_ERRNO_MAP(XX)                                                                      \
-    XX(EXML, "malformed XML on the stream")                                                    \
-    XX(ERESTRICTED, "restricted XML (DTD, entity, comment or processing instruction)")         \
-    XX(ENAMESPACE, "wrong stream or content namespace")                                        \
-    XX(EBADFORMAT, "XML that is not an XMPP stream")                                           \
-    XX(EHOST, "stream addressed to a domain we do not serve")                                  \
-    XX(EVERSION, "stream version cannot negotiate TLS")                                        \
-    XX(EPOLICY, "element not allowed in this stream state")                                    \
-    XX(ETOOBIG, "stanza larger than limits.max_stanza")                                        \
-    XX(EDEPTH, "XML nesting deeper than allowed")                                              \
-    XX(ETLS, "TLS failure")                                                                    \
-    XX(EVERIFY, "peer certificate does not match the expected XMPP domain")                   \
-    XX(ECLOSED, "peer closed the TLS session (close_notify)")                                  \
-    XX(EPREFIX, "undeclared namespace prefix")                                                 \
-    XX(EBACKEND, "backend connection failed")                                                  \
-    XX(ESHUTDOWN, "proxy shutting down")                                                       \
-    XX(ELIMIT, "connection limit reached")                                                     \
-    XX(ECONFIG, "invalid configuration")                                                       \
-    XX(EKEY, "unusable certificate or private key")                                            \
+#define XTP_ERRNO_MAP(XX)                                                                          \
+    XX(EXML, "malformed XML on the stream")                                                        \
+    XX(ERESTRICTED, "restricted XML (DTD, entity, comment or processing instruction)")             \
+    XX(ENAMESPACE, "wrong stream or content namespace")                                            \
+    XX(EBADFORMAT, "XML that is not an XMPP stream")                                               \
+    XX(EHOST, "stream addressed to a domain we do not serve")                                      \
+    XX(EVERSION, "stream version cannot negotiate TLS")                                            \
+    XX(EPOLICY, "element not allowed in this stream state")                                        \
+    XX(ETOOBIG, "stanza larger than limits.max_stanza")                                            \
+    XX(EDEPTH, "XML nesting deeper than allowed")                                                  \
+    XX(ETLS, "TLS failure")                                                                        \
+    XX(EVERIFY, "peer certificate does not match the expected XMPP domain")                        \
+    XX(ECLOSED, "peer closed the TLS session (close_notify)")                                      \
+    XX(EPREFIX, "undeclared namespace prefix")                                                     \
+    XX(EBACKEND, "backend connection failed")                                                      \
+    XX(ESHUTDOWN, "proxy shutting down")                                                           \
+    XX(ELIMIT, "connection limit reached")                                                         \
+    XX(ECONFIG, "invalid configuration")                                                           \
+    XX(EKEY, "unusable certificate or private key")                                                \
     XX(ESTREAM, "XMPP stream error")
 
 enum xtp_errno {
@@ -36,8 +36,7 @@ enum xtp_errno {
 };
 
 /* For invariants, never for input; stays on in release builds. */
-#define XTP_ASSERT(expr)                                                                       \
-    ((expr) ? (void)0 : xtp_assert_fail(#expr, __FILE__, __LINE__))
+#define XTP_ASSERT(expr) ((expr) ? (void)0 : xtp_assert_fail(#expr, __FILE__, __LINE__))
 void xtp_assert_fail(const char *expr, const char *file, int line) __attribute__((noreturn));
 
 /* Human text for any code we return: XTP_E*, -errno or UV_E*. Never NULL. */

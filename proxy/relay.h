@@ -11,7 +11,7 @@
 #include <stdint.h>
 
 #define RELAY_HIGH_WATER (128 * 1024)
-#define RELAY_LOW_WATER (32 * 1024)
+#define RELAY_LOW_WATER  (32 * 1024)
 
 struct conn;
 struct side;

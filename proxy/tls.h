@@ -42,8 +42,8 @@ typedef int tls_send_fn(void *arg, const void *data, size_t len);
 /* A server-side session. domain: the certificate to present when the client sends no SNI
  * (NULL: the first domain of the cfg). SNI naming another served domain selects its
  * certificate; SNI naming a domain we do not serve fails the handshake. NULL on ENOMEM. */
-struct tls *tls_new(struct tls_server *s, enum tls_role role, const char *domain,
-                    tls_send_fn *send, void *send_arg);
+struct tls *tls_new(struct tls_server *s, enum tls_role role, const char *domain, tls_send_fn *send,
+                    void *send_arg);
 void tls_free(struct tls *t); /* NULL is fine */
 
 /* Lends ciphertext to the session for the tls_* calls that follow. Before returning to the

@@ -19,14 +19,14 @@ struct conn;
 struct listener;
 
 struct worker {
-    uv_loop_t *loop;         /* borrowed */
-    struct snap *snap;       /* shared (ref): what new sessions use */
-    struct listener **lsn;   /* owned */
+    uv_loop_t *loop;       /* borrowed */
+    struct snap *snap;     /* shared (ref): what new sessions use */
+    struct listener **lsn; /* owned */
     size_t nlsn;
-    struct conn *conns;      /* live sessions, a doubly linked list through conn->next/prev */
-    unsigned live;           /* sessions not yet freed */
+    struct conn *conns; /* live sessions, a doubly linked list through conn->next/prev */
+    unsigned live;      /* sessions not yet freed */
     uint64_t next_id;
-    bool stopping;           /* no new sessions */
+    bool stopping; /* no new sessions */
     uint8_t rbuf[WORKER_RBUF_SIZE];
     uint8_t pbuf[WORKER_PBUF_SIZE];
 };

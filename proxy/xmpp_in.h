@@ -18,24 +18,24 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define XMPP_NS_STREAMS "http://etherx.jabber.org/streams"
-#define XMPP_NS_CLIENT "jabber:client"
-#define XMPP_NS_SERVER "jabber:server"
-#define XMPP_NS_TLS "urn:ietf:params:xml:ns:xmpp-tls"
-#define XMPP_NS_SASL "urn:ietf:params:xml:ns:xmpp-sasl"
-#define XMPP_NS_STREAM_ERRORS "urn:ietf:params:xml:ns:xmpp-streams"
+#define XMPP_NS_STREAMS          "http://etherx.jabber.org/streams"
+#define XMPP_NS_CLIENT           "jabber:client"
+#define XMPP_NS_SERVER           "jabber:server"
+#define XMPP_NS_TLS              "urn:ietf:params:xml:ns:xmpp-tls"
+#define XMPP_NS_SASL             "urn:ietf:params:xml:ns:xmpp-sasl"
+#define XMPP_NS_STREAM_ERRORS    "urn:ietf:params:xml:ns:xmpp-streams"
 #define XMPP_NS_COMPRESS_FEATURE "http://jabber.org/features/compress"
-#define XMPP_NS_DIALBACK "jabber:server:dialback"
-#define XMPP_NS_AFFINIX_ADDRESS "http://affinix.com/jabber/address"
+#define XMPP_NS_DIALBACK         "jabber:server:dialback"
+#define XMPP_NS_AFFINIX_ADDRESS  "http://affinix.com/jabber/address"
 
-#define XMPP_IN_MAX_DEPTH 64     /* stanzas nest a few levels; RFC 6120 sets no number */
-#define XMPP_IN_MAX_CHILDREN 32  /* children recorded per element (features) */
-#define XMPP_IN_MAX_ATTRS 8      /* depth-1 attributes kept for the element event */
+#define XMPP_IN_MAX_DEPTH    64 /* stanzas nest a few levels; RFC 6120 sets no number */
+#define XMPP_IN_MAX_CHILDREN 32 /* children recorded per element (features) */
+#define XMPP_IN_MAX_ATTRS    8  /* depth-1 attributes kept for the element event */
 
 /* Returned by an event callback: stop right after this event (xmpp_in_feed returns
  * XMPP_IN_PAUSED), e.g. to reset the parser at a stream restart or to discard what follows
  * <starttls/> (STARTTLS command injection, CVE-2011-0411). */
-#define XMPP_IN_PAUSE 1
+#define XMPP_IN_PAUSE  1
 #define XMPP_IN_PAUSED 1
 
 /* Expanded names are "namespace-URI|local" (expat's form with '|' as separator), or just
@@ -45,31 +45,31 @@ struct xmpp_hdr {
     const char *name;       /* expanded name of the root element */
     const char *default_ns; /* default namespace declared on it (xmlns='...'), or NULL */
     const char *to, *from, *id, *version, *lang; /* attributes, or NULL when absent */
-    uint64_t start, end;    /* offsets of the start tag: [start, end); bytes before start are
-                               the XML declaration and whitespace */
+    uint64_t start, end; /* offsets of the start tag: [start, end); bytes before start are
+                            the XML declaration and whitespace */
 };
 
 struct xmpp_attr {
-    const char *name;  /* expanded attribute name ("to", "type", ...) */
+    const char *name; /* expanded attribute name ("to", "type", ...) */
     const char *value;
 };
 
 struct xmpp_child {
-    const char *name;   /* expanded name; valid during the event only */
+    const char *name;    /* expanded name; valid during the event only */
     uint64_t start, end; /* stream offsets of the whole child element */
 };
 
 struct xmpp_elem {
-    const char *name;           /* expanded name */
-    uint64_t start, end;        /* stream offsets of the whole element */
+    const char *name;              /* expanded name */
+    uint64_t start, end;           /* stream offsets of the whole element */
     const struct xmpp_attr *attrs; /* first XMPP_IN_MAX_ATTRS attributes of its start tag */
     size_t nattrs;
-    bool attrs_truncated;       /* an attribute was left out (too many, or too long for the
-                                   parser's fixed arena); values are never cut short */
-    const char *text;           /* its direct character data (first 1023 bytes), "" if none */
+    bool attrs_truncated; /* an attribute was left out (too many, or too long for the
+                             parser's fixed arena); values are never cut short */
+    const char *text;     /* its direct character data (first 1023 bytes), "" if none */
     const struct xmpp_child *children; /* depth-2 children, for names in the record list */
     size_t nchildren;
-    bool children_truncated;    /* more than XMPP_IN_MAX_CHILDREN children */
+    bool children_truncated; /* more than XMPP_IN_MAX_CHILDREN children */
 };
 
 struct xmpp_in_ops {
