@@ -41,7 +41,8 @@ typedef int tls_send_fn(void *arg, const void *data, size_t len);
 
 /* A server-side session. domain: the certificate to present when the client sends no SNI
  * (NULL: the first domain of the cfg). SNI naming another served domain selects its
- * certificate; SNI naming a domain we do not serve fails the handshake. NULL on ENOMEM. */
+ * certificate; SNI naming a domain we do not serve fails the handshake. NULL on ENOMEM, or
+ * when domain is not one of the cfg's domains. */
 struct tls *tls_new(struct tls_server *s, enum tls_role role, const char *domain, tls_send_fn *send,
                     void *send_arg);
 void tls_free(struct tls *t); /* NULL is fine */
