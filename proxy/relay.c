@@ -30,7 +30,9 @@ int relay_input(struct conn *c, struct side *s, const uint8_t *data, size_t n)
 
     /* Invariant: s->in holds exactly the bytes from offset s->fwd that were received but not
      * forwarded. Parse in place when it is empty (the common case: no copy), else append. */
-    if (own || n == 0) {
+    if (n == 0 && !own)
+        return 0; /* a flush with nothing held */
+    if (own) {
         if (n > 0 && bytes_append(&s->in, data, n) != 0)
             return -ENOMEM;
         s->w = bytes_data(&s->in);
