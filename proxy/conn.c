@@ -261,40 +261,22 @@ void conn_close_all(struct worker *w)
 
 /* ---- stream headers (RFC 6120 §4.7, §4.9.3) ------------------------------------------------ */
 
-/* True when version is "major.minor" with major >= 1: a stream that can negotiate TLS. */
-static bool version_ok(const char *v)
-{
-    char *end;
-    long major;
-
-    if (v == NULL || *v < '0' || *v > '9')
-        return false;
-    major = strtol(v, &end, 10);
-    return *end == '.' && end[1] >= '0' && end[1] <= '9' && major >= 1;
-}
-
 /* Checks a stream header from the peer; sets *dom to the served domain it names. */
 static int check_header(const struct conn *c, const struct xmpp_hdr *h,
                         const struct cfg_domain **dom)
 {
-    const char *bar = strrchr(h->name, '|');
-    const char *local = bar ? bar + 1 : h->name;
-    size_t nslen = bar ? (size_t)(bar - h->name) : 0;
+    int err = xmpp_in_check_ns(h, content_ns(c));
 
     *dom = NULL;
-    if (strcmp(local, "stream") != 0)
-        return XTP_EBADFORMAT;
-    if (nslen != strlen(XMPP_NS_STREAMS) || strncmp(h->name, XMPP_NS_STREAMS, nslen) != 0)
-        return XTP_ENAMESPACE;
-    if (h->default_ns == NULL || strcmp(h->default_ns, content_ns(c)) != 0)
-        return XTP_ENAMESPACE;
+    if (err != 0)
+        return err;
     if (h->to != NULL)
         *dom = cfg_domain_find(c->snap->cfg, h->to);
     if (*dom == NULL)
         return XTP_EHOST;
     /* A pre-1.0 stream has no features, so it cannot negotiate STARTTLS. Over direct TLS the
      * channel is already secure and jabberd 1.4-era clients are welcome (XEP-0368). */
-    if (!version_ok(h->version) && c->lst->tls != CFG_TLS_DIRECT)
+    if (!xmpp_in_version_ok(h) && c->lst->tls != CFG_TLS_DIRECT)
         return XTP_EVERSION;
     return 0;
 }

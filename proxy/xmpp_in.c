@@ -506,3 +506,31 @@ const char *xmpp_attr_get(const struct xmpp_attr *attrs, size_t n, const char *n
             return attrs[i].value;
     return NULL;
 }
+
+int xmpp_in_check_ns(const struct xmpp_hdr *h, const char *content_ns)
+{
+    const char *bar = strrchr(h->name, '|');
+    const char *local = bar ? bar + 1 : h->name;
+    size_t nslen = bar ? (size_t)(bar - h->name) : 0;
+
+    if (strcmp(local, "stream") != 0)
+        return XTP_EBADFORMAT;
+    if (nslen != strlen(XMPP_NS_STREAMS) || strncmp(h->name, XMPP_NS_STREAMS, nslen) != 0)
+        return XTP_ENAMESPACE;
+    if (h->default_ns == NULL || strcmp(h->default_ns, content_ns) != 0)
+        return XTP_ENAMESPACE;
+    return 0;
+}
+
+bool xmpp_in_version_ok(const struct xmpp_hdr *h)
+{
+    const char *v = h->version;
+    char *end;
+    long major;
+
+    if (v == NULL || *v < '0' || *v > '9')
+        return false;
+    errno = 0;
+    major = strtol(v, &end, 10);
+    return errno == 0 && *end == '.' && end[1] >= '0' && end[1] <= '9' && major >= 1;
+}

@@ -105,6 +105,15 @@ uint64_t xmpp_in_safe(const struct xmpp_in *in);
 /* 0-based line/column of the last error, for debug logs. */
 void xmpp_in_error_pos(const struct xmpp_in *in, unsigned long *line, unsigned long *col);
 
+/* RFC 6120 §4.7, §4.9.3.10: 0 when h's root is {http://etherx.jabber.org/streams}stream and its
+ * default namespace is content_ns ("jabber:client" or "jabber:server"); XTP_EBADFORMAT when
+ * the root is not named "stream"; XTP_ENAMESPACE for any other namespace. */
+int xmpp_in_check_ns(const struct xmpp_hdr *h, const char *content_ns);
+
+/* RFC 6120 §4.7.5: true when h->version is "major.minor" with major >= 1, i.e. the stream has
+ * features and so can negotiate STARTTLS; false when absent (pre-1.0) or malformed. */
+bool xmpp_in_version_ok(const struct xmpp_hdr *h);
+
 /* Value of attribute name in attrs, or NULL. */
 const char *xmpp_attr_get(const struct xmpp_attr *attrs, size_t n, const char *name);
 

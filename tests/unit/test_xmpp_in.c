@@ -1164,9 +1164,47 @@ TEST(free_null_and_reset_offsets)
     rec_cleanup(&r);
 }
 
+/* The stream-header checks conn.c applies to every header a peer sends (RFC 6120 §4.7). */
+static const struct {
+    const char *name, *default_ns, *version;
+    int ns_err;
+    bool version_ok;
+} header_rows[] = {
+    {XMPP_NS_STREAMS "|stream", XMPP_NS_CLIENT, "1.0", 0, true},
+    {XMPP_NS_STREAMS "|stream", XMPP_NS_CLIENT, "1.1", 0, true}, /* a later minor version */
+    {XMPP_NS_STREAMS "|stream", XMPP_NS_CLIENT, "2.0", 0, true}, /* we answer with 1.0 */
+    {XMPP_NS_STREAMS "|stream", XMPP_NS_CLIENT, NULL, 0, false}, /* pre-1.0: no features */
+    {XMPP_NS_STREAMS "|stream", XMPP_NS_CLIENT, "0.9", 0, false},
+    {XMPP_NS_STREAMS "|stream", XMPP_NS_CLIENT, "1", 0, false}, /* not major.minor */
+    {XMPP_NS_STREAMS "|stream", XMPP_NS_CLIENT, "", 0, false},
+    {XMPP_NS_STREAMS "|stream", XMPP_NS_CLIENT, "1.x", 0, false},
+    {XMPP_NS_STREAMS "|stream", XMPP_NS_CLIENT, "-1.0", 0, false},
+    {XMPP_NS_STREAMS "|stream", XMPP_NS_CLIENT, "99999999999999999999.0", 0, false},
+    {XMPP_NS_STREAMS "|stream", XMPP_NS_SERVER, "1.0", XTP_ENAMESPACE, true}, /* s2s on c2s */
+    {XMPP_NS_STREAMS "|stream", NULL, "1.0", XTP_ENAMESPACE, true}, /* no default namespace */
+    {"http://etherx.jabber.org/streamsX|stream", XMPP_NS_CLIENT, "1.0", XTP_ENAMESPACE, true},
+    {"urn:other|stream", XMPP_NS_CLIENT, "1.0", XTP_ENAMESPACE, true},
+    {"stream", XMPP_NS_CLIENT, "1.0", XTP_ENAMESPACE, true}, /* no namespace at all */
+    {XMPP_NS_STREAMS "|features", XMPP_NS_CLIENT, "1.0", XTP_EBADFORMAT, true},
+    {"http://www.w3.org/1999/xhtml|html", XMPP_NS_CLIENT, "1.0", XTP_EBADFORMAT, true},
+};
+
+TEST(header_checks)
+{
+    for (size_t i = 0; i < ARRAY_SIZE(header_rows); i++) {
+        struct xmpp_hdr h = {0};
+
+        h.name = header_rows[i].name;
+        h.default_ns = header_rows[i].default_ns;
+        h.version = header_rows[i].version;
+        EXPECT_EQ_MSG(header_rows[i].ns_err, xmpp_in_check_ns(&h, XMPP_NS_CLIENT), "row %zu", i);
+        EXPECT_EQ_MSG(header_rows[i].version_ok, xmpp_in_version_ok(&h), "row %zu", i);
+    }
+}
+
 TEST_MAIN(header_fields, header_pending, every_split_same_events, byte_by_byte, offsets_real_stream,
           pause_starttls_injection, pause_on_header, restart_after_success, rejections, depth_limit,
           too_big_boundary, too_big_pending_tag, too_big_header_and_close, whitespace_keepalive,
           empty_element_offsets, children_recorded_only_when_asked, children_truncated,
           attributes_and_text, attr_get, callback_error_stops, stream_close, error_position,
-          free_null_and_reset_offsets)
+          free_null_and_reset_offsets, header_checks)
