@@ -1003,7 +1003,7 @@ TEST(example_config)
     EXPECT_MSG(c != NULL, "%s", err);
     if (c != NULL) {
         EXPECT_EQ(2, c->ndomains);
-        EXPECT_EQ(4, c->nlisteners);
+        EXPECT_EQ(2, c->nlisteners); /* the s2s ones are commented out until s2s exists */
         EXPECT_STR("example.test", c->domains[0].name);
         EXPECT_STR(tmp_path("certs/example.test/privkey.pem"), c->domains[0].key);
         EXPECT_STR(c->domains[1].cert, c->domains[1].key);
