@@ -12,7 +12,7 @@
 # s2s on S2S_PORT (s2s is not started without it), <id> = DOMAIN, sqlite database DIR/jabberd2.db,
 # no TLS of jabberd2's own (the proxy does TLS), <out-conn-reuse/> off. Creates the database with
 # the users alice/secret and bob/secret (override with JABBERD2_USERS="user:password ..."),
-# refuses busy ports, starts router, sm, s2s, c2s in the background (their pids go to DIR/pids)
+# refuses busy ports, starts router, sm (until it has bound DOMAIN), s2s, c2s in the background (their pids go to DIR/pids)
 # and returns once c2s answers a stream header with <stream:features> and sm has bound DOMAIN
 # (15 s at most). On success it prints one line: where the logs are. On failure it stops what it
 # started, prints the logs' tails and exits 1.
@@ -341,7 +341,17 @@ do_start() {
 
     pid=$(start_one "$dir" router)
     wait_listen "$router_port" 10 "$pid" || fail_start "$dir" "router did not listen on 127.0.0.1:$router_port"
-    start_one "$dir" sm >/dev/null
+    # sm first, and c2s only once sm has bound the domain: both open the sqlite database at
+    # start, and jabberd2 runs its start-up SQL before it sets the busy timeout, so opening
+    # them together can fail with "database is locked" (seen in CI).
+    pid=$(start_one "$dir" sm)
+    for ((i = 0; i < READY_TIMEOUT * 10; i++)); do
+        grep -q "\[$domain\] online" "$dir/router.log" 2>/dev/null && break
+        is_ours "$pid" "$dir" || break
+        sleep 0.1
+    done
+    grep -q "\[$domain\] online" "$dir/router.log" ||
+        fail_start "$dir" "sm did not bind $domain at the router within ${READY_TIMEOUT}s"
     if [ -n "$s2s_port" ]; then
         pid=$(start_one "$dir" s2s)
     fi
@@ -350,13 +360,6 @@ do_start() {
         fail_start "$dir" "s2s did not listen on 127.0.0.1:$s2s_port"
     probe_c2s "$c2s_port" "$domain" "$READY_TIMEOUT" "$pid" ||
         fail_start "$dir" "c2s exited or did not answer with <stream:features> on 127.0.0.1:$c2s_port within ${READY_TIMEOUT}s"
-    # The router logs "[DOMAIN] online" once sm has bound the domain; before that, logins fail.
-    for ((i = 0; i < READY_TIMEOUT * 10; i++)); do
-        grep -q "\[$domain\] online" "$dir/router.log" 2>/dev/null && break
-        sleep 0.1
-    done
-    grep -q "\[$domain\] online" "$dir/router.log" ||
-        fail_start "$dir" "sm did not bind $domain at the router within ${READY_TIMEOUT}s"
     while read -r name pid; do
         is_ours "$pid" "$dir" || fail_start "$dir" "jabberd2-$name (pid $pid) exited"
     done <"$dir/pids"
