@@ -5,6 +5,7 @@
 #define XTP_TEST_H
 
 #include <inttypes.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -54,6 +55,38 @@ static const char *test_current;
             TEST_FAIL_("bytes differ:\n  want [%.*s]\n  got  [%.*s]", (int)wl_,                    \
                        (const char *)(want), (int)gl_, (const char *)(got));                       \
     } while (0)
+
+/* Reads tests/unit/data/NAME (from $XTP_SRC, else relative to tests/unit, where ctest runs the
+ * tests) into a malloc'ed, NUL-terminated buffer; *len gets its size. NULL, and a test
+ * failure, when it cannot. */
+static inline uint8_t *test_read_data(const char *name, size_t *len)
+{
+    const char *src = getenv("XTP_SRC");
+    char path[1024];
+    uint8_t *buf = NULL;
+    long n;
+    FILE *f;
+
+    if (src != NULL)
+        snprintf(path, sizeof(path), "%s/tests/unit/data/%s", src, name);
+    else
+        snprintf(path, sizeof(path), "data/%s", name);
+    f = fopen(path, "rb");
+    if (f == NULL || fseek(f, 0, SEEK_END) != 0 || (n = ftell(f)) <= 0 ||
+        fseek(f, 0, SEEK_SET) != 0 || (buf = malloc((size_t)n + 1)) == NULL ||
+        fread(buf, 1, (size_t)n, f) != (size_t)n) {
+        TEST_FAIL_("cannot read %s", path);
+        free(buf);
+        buf = NULL;
+        n = 0;
+    }
+    if (f != NULL)
+        fclose(f);
+    if (buf != NULL)
+        buf[n] = '\0';
+    *len = (size_t)n;
+    return buf;
+}
 
 #define TEST_RUN_(name)                                                                            \
     do {                                                                                           \

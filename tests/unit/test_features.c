@@ -124,35 +124,6 @@ static void expect_reparses(const struct run *r, const char *what)
     xmpp_in_free(in);
 }
 
-static uint8_t *read_data(const char *name, size_t *len)
-{
-    const char *src = getenv("XTP_SRC");
-    char path[1024];
-    uint8_t *buf = NULL;
-    long n;
-    FILE *f;
-
-    if (src != NULL)
-        snprintf(path, sizeof(path), "%s/tests/unit/data/%s", src, name);
-    else
-        snprintf(path, sizeof(path), "data/%s", name);
-    f = fopen(path, "rb");
-    if (f == NULL || fseek(f, 0, SEEK_END) != 0 || (n = ftell(f)) <= 0 ||
-        fseek(f, 0, SEEK_SET) != 0 || (buf = malloc((size_t)n + 1)) == NULL ||
-        fread(buf, 1, (size_t)n, f) != (size_t)n) {
-        TEST_FAIL_("cannot read %s", path);
-        free(buf);
-        buf = NULL;
-        n = 0;
-    }
-    if (f != NULL)
-        fclose(f);
-    if (buf != NULL)
-        buf[n] = '\0';
-    *len = (size_t)n;
-    return buf;
-}
-
 /* Removes the one occurrence of cut from s (a C string, edited in place); fails the test
  * when cut does not occur exactly once. */
 static void cut_once(char *s, const char *cut, const char *what)
@@ -200,7 +171,7 @@ TEST(captured_blocks)
 {
     for (size_t i = 0; i < ARRAY_SIZE(captured); i++) {
         size_t len;
-        uint8_t *data = read_data(captured[i].file, &len);
+        uint8_t *data = test_read_data(captured[i].file, &len);
         char *want, *start, *end;
         struct run r;
 

@@ -232,33 +232,6 @@ static int feed_str(struct rec *r, const char *s)
     return feed_all(r, s, strlen(s));
 }
 
-static uint8_t *read_data(const char *name, size_t *len)
-{
-    const char *src = getenv("XTP_SRC");
-    char path[1024];
-    uint8_t *buf = NULL;
-    long n;
-    FILE *f;
-
-    if (src != NULL)
-        snprintf(path, sizeof(path), "%s/tests/unit/data/%s", src, name);
-    else
-        snprintf(path, sizeof(path), "data/%s", name);
-    f = fopen(path, "rb");
-    if (f == NULL || fseek(f, 0, SEEK_END) != 0 || (n = ftell(f)) <= 0 ||
-        fseek(f, 0, SEEK_SET) != 0 || (buf = malloc((size_t)n)) == NULL ||
-        fread(buf, 1, (size_t)n, f) != (size_t)n) {
-        TEST_FAIL_("cannot read %s", path);
-        free(buf);
-        buf = NULL;
-        n = 0;
-    }
-    if (f != NULL)
-        fclose(f);
-    *len = (size_t)n;
-    return buf;
-}
-
 /* Offset of the n-th (0-based) occurrence of needle in hay, or -1. */
 static long find_nth(const uint8_t *hay, size_t len, const char *needle, int nth)
 {
@@ -368,7 +341,7 @@ TEST(every_split_same_events)
 {
     for (size_t f = 0; f < ARRAY_SIZE(server_files); f++) {
         size_t len;
-        uint8_t *data = read_data(server_files[f], &len);
+        uint8_t *data = test_read_data(server_files[f], &len);
         struct rec ref;
 
         if (data == NULL)
@@ -403,7 +376,7 @@ TEST(byte_by_byte)
 
     for (size_t f = 0; f < ARRAY_SIZE(files); f++) {
         size_t len;
-        uint8_t *data = read_data(files[f], &len);
+        uint8_t *data = test_read_data(files[f], &len);
         size_t *cuts;
         struct rec ref, r;
 
@@ -431,7 +404,7 @@ TEST(byte_by_byte)
 TEST(offsets_real_stream)
 {
     size_t len;
-    uint8_t *d = read_data("jabberd2-c2s-server-stream.xml", &len);
+    uint8_t *d = test_read_data("jabberd2-c2s-server-stream.xml", &len);
     struct rec r;
     const char *lines;
 
