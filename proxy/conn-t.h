@@ -51,6 +51,7 @@ struct conn {
     bool pumping;          /* inside conn_pump_peer(): no re-entry */
     bool fail_pending;     /* a write failed; closing on the next loop turn */
     bool peer_hdr_sent;    /* a stream header went to the peer on this stream */
+    char detail[160];      /* what the close line adds to the end reason (set_detail()) */
     char peer_addr[64];    /* "ip:port" for logs */
     char peer_ip[48];      /* "ip" for jabberd2's <address/> */
 };

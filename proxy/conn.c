@@ -68,6 +68,17 @@ void conn_log(const struct conn *c, enum log_level level, const char *fmt, ...)
             c->lst->name, c->peer_addr, conn_state_name(c->state), msg);
 }
 
+/* Says what conn_close()'s line should add to the end reason: every session ends with one log
+ * line, so the code that finds the cause records it here instead of logging it. */
+__attribute__((format(printf, 2, 3))) static void set_detail(struct conn *c, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(c->detail, sizeof(c->detail), fmt, ap);
+    va_end(ap);
+}
+
 static void set_state(struct conn *c, enum conn_state next)
 {
     XTP_ASSERT(next > c->state);
@@ -167,9 +178,10 @@ void conn_close(struct conn *c, enum conn_end why, int err)
              why == CONN_END_NOMEM                                                 ? LOG_ERROR
              : why >= CONN_END_BACKEND_CONNECT && why <= CONN_END_BACKEND_PROTOCOL ? LOG_WARN
                                                                                    : LOG_INFO,
-             "close reason=%s%s from=%s domain=%s tls=%s cipher=%s bytes_in=%llu bytes_out=%llu "
-             "duration_ms=%llu",
-             conn_end_str(why), errtext, conn_state_name(prev), c->dom ? c->dom->name : "-",
+             "close reason=%s%s%s%s%s from=%s domain=%s tls=%s cipher=%s bytes_in=%llu "
+             "bytes_out=%llu duration_ms=%llu",
+             conn_end_str(why), errtext, *c->detail ? " detail=\"" : "", c->detail,
+             *c->detail ? "\"" : "", conn_state_name(prev), c->dom ? c->dom->name : "-",
              c->tls ? tls_version(c->tls) : "none", c->tls ? tls_cipher(c->tls) : "none",
              (unsigned long long)c->peer.rx, (unsigned long long)c->peer.tx,
              (unsigned long long)ms);
@@ -411,7 +423,7 @@ void conn_back_read_cb(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
         if (c->back.stream_closed)
             conn_close(c, CONN_END_DONE, 0);
         else if (nread == UV_EOF)
-            fail_stream(c, CONN_END_BACKEND_EOF, XTP_EBACKEND);
+            fail_stream(c, CONN_END_BACKEND_EOF, XTP_EBACKEND); /* jabberd2 died or closed */
         else
             fail_stream2(c, CONN_END_BACKEND_IO, XTP_EBACKEND, (int)nread);
         return;
@@ -419,7 +431,7 @@ void conn_back_read_cb(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
     c->back.rx += (uint64_t)nread;
     err = relay_input(c, &c->back, (const uint8_t *)buf->base, (size_t)nread);
     if (err < 0 && c->state != CONN_CLOSING) {
-        conn_log(c, LOG_WARN, "backend sent what we cannot relay: %s", xtp_strerror(err));
+        set_detail(c, "the backend sent what we cannot relay");
         fail_stream2(c, err == -ENOMEM ? CONN_END_NOMEM : CONN_END_BACKEND_PROTOCOL,
                      -ENOMEM == err ? err : XTP_EBACKEND, err);
         return;
@@ -437,7 +449,7 @@ static void connect_cb(uv_connect_t *req, int status)
     if (status == UV_ECANCELED || c->state == CONN_CLOSING)
         return;
     if (status < 0) {
-        conn_log(c, LOG_WARN, "backend %s: %s", c->dom->backend_c2s.text, uv_strerror(status));
+        set_detail(c, "backend %s", c->dom->backend_c2s.text);
         fail_stream2(c, CONN_END_BACKEND_CONNECT, XTP_EBACKEND, status);
         return;
     }
@@ -483,7 +495,7 @@ static void start_backend(struct conn *c)
     r = uv_tcp_connect(&c->connect_req, &c->back.tcp,
                        (const struct sockaddr *)&c->dom->backend_c2s.ss, connect_cb);
     if (r < 0) {
-        conn_log(c, LOG_WARN, "backend %s: %s", c->dom->backend_c2s.text, uv_strerror(r));
+        set_detail(c, "backend %s", c->dom->backend_c2s.text);
         fail_stream2(c, CONN_END_BACKEND_CONNECT, XTP_EBACKEND, r);
     }
 }
@@ -556,7 +568,7 @@ static int peer_element(void *arg, const struct xmpp_elem *e)
     case CONN_PLAIN_STREAM:
         /* RFC 6120 §5.3.1: with TLS required, nothing but <starttls/> is acceptable. */
         if (strcmp(e->name, XMPP_NS_TLS "|starttls") != 0) {
-            conn_log(c, LOG_INFO, "refused <%s> before TLS", e->name);
+            set_detail(c, "<%s> before TLS", e->name);
             fail_stream(c, CONN_END_PEER_PROTOCOL, XTP_EPOLICY);
             return -ECANCELED;
         }
@@ -582,7 +594,7 @@ static int peer_element(void *arg, const struct xmpp_elem *e)
          * (XEP-0138) negotiated behind our back would blind the proxy. */
         if (strcmp(e->name, XMPP_NS_TLS "|starttls") == 0 ||
             strcmp(e->name, "http://jabber.org/protocol/compress|compress") == 0) {
-            conn_log(c, LOG_INFO, "refused <%s> over TLS", e->name);
+            set_detail(c, "<%s> over TLS", e->name);
             fail_stream(c, CONN_END_PEER_PROTOCOL, XTP_EPOLICY);
             return -ECANCELED;
         }
@@ -620,7 +632,7 @@ int conn_on_pause(struct conn *c, struct side *s, size_t rest)
         /* RFC 6120 §6.4.6: after <success/> both sides start new streams at this exact
          * byte. The peer must not have sent part of anything since its last element. */
         if (bytes_len(&c->peer.in) > 0 || xmpp_in_offset(c->peer.xin) != c->peer.fwd) {
-            conn_log(c, LOG_INFO, "peer sent data across the SASL stream restart");
+            set_detail(c, "data across the SASL stream restart");
             fail_stream(c, CONN_END_PEER_PROTOCOL, XTP_EPOLICY);
             return -ECANCELED;
         }
@@ -684,7 +696,8 @@ static void timeout_cb(uv_timer_t *t)
 {
     struct conn *c = t->data;
 
-    conn_log(c, LOG_DEBUG, "limits.handshake_timeout reached");
+    set_detail(c, "limits.handshake_timeout=%llums",
+               (unsigned long long)c->snap->cfg->handshake_timeout_ms);
     if (c->state == CONN_BACKEND_CONNECT)
         fail_stream2(c, CONN_END_BACKEND_CONNECT, XTP_EBACKEND, UV_ETIMEDOUT);
     else
@@ -763,7 +776,7 @@ void conn_accept(struct worker *w, uv_stream_t *server, const struct cfg_listene
         }
         c->peer.failed = XTP_ELIMIT; /* no flush: just close */
         c->state = CONN_CLOSING;
-        c->end = CONN_END_SHUTDOWN;
+        c->end = w->stopping ? CONN_END_SHUTDOWN : CONN_END_LIMIT;
         close_handle(c, (uv_handle_t *)&c->peer.tcp);
         return;
     }

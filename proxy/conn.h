@@ -42,6 +42,7 @@ enum conn_state {
     XX(BACKEND_EOF, "backend-eof")         /* backend closed without </stream> */                  \
     XX(BACKEND_IO, "backend-io-error")                                                             \
     XX(BACKEND_PROTOCOL, "backend-protocol") /* backend sent what we cannot relay */               \
+    XX(LIMIT, "limit")                       /* refused: limits.max_connections */                 \
     XX(SHUTDOWN, "shutdown")                                                                       \
     XX(NOMEM, "no-memory")
 
