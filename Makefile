@@ -2,7 +2,7 @@
 #   make run    install what is missing, build, start the demo (jabberd2 + proxy) in the foreground
 #   make test   install what is missing, build with ASan+UBSan and -Werror, run every test
 .POSIX:
-.PHONY: all deps deps-build build run test test-build unit fuzz bench format clean
+.PHONY: all deps deps-bench deps-build build run test test-build unit fuzz bench format clean
 
 JOBS   ?= $(shell nproc 2>/dev/null || echo 2)
 BUILD  ?= build
@@ -13,7 +13,9 @@ all: build
 
 # Packages (Debian 12, as root). Idempotent: apt runs only when something is missing.
 deps:
-	scripts/deps.sh all
+	scripts/deps.sh test
+deps-bench:
+	scripts/deps.sh bench
 deps-build:
 	scripts/deps.sh build
 
@@ -44,7 +46,7 @@ fuzz: deps
 	scripts/fuzz.sh $(FUZZ_SECONDS)
 
 # Benchmarks (bench/README.md): crypto floor, handshake CPU, idle RSS, added latency. ~2 min.
-bench: deps build
+bench: deps-bench build
 	bench/c2s.sh $(BUILD)
 
 format:

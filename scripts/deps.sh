@@ -4,13 +4,17 @@
 # missing. mbedTLS 3.6 LTS comes from Debian trixie, pinned at priority 100 so that nothing else
 # is ever upgraded from trixie by accident.
 #
-# Usage: scripts/deps.sh [build|test|all]   (default: all)
+# Usage: scripts/deps.sh [build|test|bench|all]   (default: all)
 set -eu
 
 what=${1:-all}
 
-build_pkgs="cmake make gcc pkg-config libuv1-dev libexpat1-dev libyaml-dev libunbound-dev"
-test_pkgs="clang libclang-rt-dev jabberd2 sqlite3 python3-slixmpp openssl testssl.sh procps iproute2 curl"
+build_pkgs="cmake make gcc pkg-config libuv1-dev libexpat1-dev libyaml-dev libunbound-dev libllhttp-dev"
+# prosody: the modern remote peer in the s2s tests; dnsmasq-base: test DNS on loopback (the
+# package without a system service); iptables: transparent s2s-out in a test network namespace.
+test_pkgs="clang libclang-rt-dev jabberd2 sqlite3 python3-slixmpp openssl testssl.sh procps iproute2 curl prosody lua-unbound dnsmasq-base iptables"
+# bench: the TLS terminators operators use today, measured side by side (bench/README.md).
+bench_pkgs="stunnel4 haproxy"
 trixie_pkgs="libmbedtls-dev"
 expat_min="2.5.0-1+deb12u2"
 mbedtls_min="3.6"
@@ -21,9 +25,9 @@ if [ ! -r /etc/os-release ] || ! . /etc/os-release || [ "${ID:-}" != debian ]; t
     cat >&2 <<MSG
 deps: this script installs packages on Debian 12 only. On another system install by hand:
   a C11 compiler, CMake >= 3.20, pkg-config, libuv >= 1.44, expat >= 2.5.0 (with reparse
-  deferral control), libyaml 0.2, libunbound, mbedTLS 3.6 LTS (MbedTLSConfig.cmake or
+  deferral control), libyaml 0.2, libunbound, llhttp, mbedTLS 3.6 LTS (MbedTLSConfig.cmake or
   pkg-config mbedtls/mbedx509/mbedcrypto); for the tests also clang (libFuzzer, sanitizers),
-  jabberd2, sqlite3, python3-slixmpp, openssl and testssl.sh.
+  jabberd2, prosody, dnsmasq, iptables, sqlite3, python3-slixmpp, openssl and testssl.sh.
 MSG
     exit 1
 fi
@@ -48,8 +52,10 @@ need() { # need PKG [MIN_VERSION]
 
 case "$what" in
 build) pkgs="$build_pkgs" ;;
-test | all) pkgs="$build_pkgs $test_pkgs" ;;
-*) say "usage: $0 [build|test|all]"; exit 2 ;;
+test) pkgs="$build_pkgs $test_pkgs" ;;
+bench) pkgs="$build_pkgs $test_pkgs $bench_pkgs" ;;
+all) pkgs="$build_pkgs $test_pkgs $bench_pkgs" ;;
+*) say "usage: $0 [build|test|bench|all]"; exit 2 ;;
 esac
 for p in $pkgs; do
     if [ "$p" = libexpat1-dev ]; then need "$p" "$expat_min"; else need "$p"; fi
