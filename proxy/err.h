@@ -25,7 +25,18 @@
     XX(ELIMIT, "connection limit reached")                                                         \
     XX(ECONFIG, "invalid configuration")                                                           \
     XX(EKEY, "unusable certificate or private key")                                                \
-    XX(ESTREAM, "XMPP stream error")
+    XX(ESTREAM, "XMPP stream error")                                                              \
+    XX(EAUTH, "remote domain not authenticated")                                                   \
+    XX(EFROM, "from/to pair the proxy has not authenticated")                                      \
+    XX(EUNTRUSTED, "peer certificate chain not trusted")                                           \
+    XX(EEXPIRED, "peer certificate expired or not yet valid")                                      \
+    XX(ENOCERT, "peer presented no certificate")                                                   \
+    XX(EPINNED, "remote certificate differs from the pinned one")                                  \
+    XX(EDANE, "certificate does not match the DNSSEC-validated TLSA records")                      \
+    XX(EDNS, "DNS resolution failed")                                                              \
+    XX(ENXDOMAIN, "the remote domain does not exist or offers no XMPP service")                    \
+    XX(ENOTLS, "the remote does not offer TLS")                                                    \
+    XX(EREMOTE, "the remote server refused or closed the stream")
 
 enum xtp_errno {
     XTP__EBASE = -10000, /* below every -errno and UV_E* value */

@@ -176,7 +176,21 @@ const char *xmpp_out_condition(int err)
     case XTP_EDEPTH:
         return "policy-violation";
     case XTP_EBACKEND:
+    case XTP_EDNS:
+    case XTP_ENXDOMAIN:
+    case XTP_ENOTLS:
+    case XTP_EREMOTE:
         return "remote-connection-failed";
+    case XTP_EAUTH:
+    case XTP_EUNTRUSTED:
+    case XTP_EEXPIRED:
+    case XTP_ENOCERT:
+    case XTP_EPINNED:
+    case XTP_EDANE:
+    case XTP_EVERIFY:
+        return "not-authorized"; /* RFC 6120 §4.9.3.12 */
+    case XTP_EFROM:
+        return "invalid-from"; /* RFC 6120 §4.9.3.9 */
     case -ETIMEDOUT: /* UV_ETIMEDOUT on Unix */
         return "connection-timeout";
     case XTP_ESHUTDOWN:
