@@ -31,6 +31,7 @@
 #define CFG_MAX_DEPTH       32            /* nested collections; our schema needs 4 */
 #define CFG_MAX_LISTENERS   256           /* each one is a bound socket per worker */
 #define CFG_DEFAULT_CA_FILE "/etc/ssl/certs/ca-certificates.crt"
+#define CFG_MAX_REMOTES     10000 /* s2s.remotes + resolve.static entries */
 #define CFG_PATH_MAX        512 /* "domains.<253 bytes>.backend.c2s" and the like */
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
@@ -60,6 +61,7 @@ struct listener_state {
     int tls_line;           /* 0 when `tls:` is absent */
     int name_line;
     int listen_line;
+    int allow_line; /* 0 when `allow_nonlocal:` is absent */
 };
 
 /* The 1-based line where node starts. */
@@ -428,6 +430,63 @@ static int get_text(struct cfg_ctx *cx, const char *path, yaml_node_t *key, yaml
                           strcmp(s, "NULL") == 0)))
         return fail(cx, line, "%s must not be empty", path);
     *out = s;
+    return 0;
+}
+
+/* true | false (YAML 1.1's yes/no/on/off are refused: they surprise people). */
+static int get_bool(struct cfg_ctx *cx, const char *path, yaml_node_t *key, yaml_node_t *val,
+                    bool *out)
+{
+    const char *s;
+    char q[80];
+    int rc;
+
+    if ((rc = get_text(cx, path, key, val, &s)) != 0)
+        return rc;
+    if (strcmp(s, "true") == 0)
+        *out = true;
+    else if (strcmp(s, "false") == 0)
+        *out = false;
+    else
+        return fail(cx, node_line(val), "%s must be true or false, not '%s'", path,
+                    shown(q, sizeof(q), s));
+    return 0;
+}
+
+/* One of two words: *out = 0 for a, 1 for b. */
+static int get_choice(struct cfg_ctx *cx, const char *path, yaml_node_t *key, yaml_node_t *val,
+                      const char *a, const char *b, int *out)
+{
+    const char *s;
+    char q[80];
+    int rc;
+
+    if ((rc = get_text(cx, path, key, val, &s)) != 0)
+        return rc;
+    if (strcmp(s, a) == 0)
+        *out = 0;
+    else if (strcmp(s, b) == 0)
+        *out = 1;
+    else
+        return fail(cx, node_line(val), "%s must be %s or %s, not '%s'", path, a, b,
+                    shown(q, sizeof(q), s));
+    return 0;
+}
+
+/* A file path, resolved against the config file's folder, replacing *dst. */
+static int get_path(struct cfg_ctx *cx, const char *path, yaml_node_t *key, yaml_node_t *val,
+                    char **dst)
+{
+    const char *s;
+    char *p;
+    int rc;
+
+    if ((rc = get_text(cx, path, key, val, &s)) != 0)
+        return rc;
+    if ((p = resolve(cx->base_dir, s)) == NULL)
+        return fail(cx, 0, "out of memory");
+    free(*dst);
+    *dst = p;
     return 0;
 }
 
@@ -831,13 +890,39 @@ static int parse_listener_tls(struct cfg_ctx *cx, const char *path, yaml_node_t 
     return 0;
 }
 
-enum { LISTENER_NAME = 0, LISTENER_LISTEN, LISTENER_KIND, LISTENER_TLS };
+static int parse_listener_allow_nonlocal(struct cfg_ctx *cx, const char *path, yaml_node_t *key,
+                                         yaml_node_t *val, void *obj)
+{
+    struct listener_state *st = obj;
+
+    st->allow_line = node_line(key);
+    return get_bool(cx, path, key, val, &st->l->allow_nonlocal);
+}
+
+enum { LISTENER_NAME = 0, LISTENER_LISTEN, LISTENER_KIND, LISTENER_TLS, LISTENER_ALLOW };
 static const struct cfg_key listener_keys[] = {
     [LISTENER_NAME] = {"name", YAML_SCALAR_NODE, parse_listener_name},
     [LISTENER_LISTEN] = {"listen", YAML_SCALAR_NODE, parse_listener_listen},
     [LISTENER_KIND] = {"kind", YAML_SCALAR_NODE, parse_listener_kind},
     [LISTENER_TLS] = {"tls", YAML_SCALAR_NODE, parse_listener_tls},
+    [LISTENER_ALLOW] = {"allow_nonlocal", YAML_SCALAR_NODE, parse_listener_allow_nonlocal},
 };
+
+/* 127.0.0.0/8, ::1 and ::ffff:127.0.0.0/104. */
+static bool addr_is_loopback(const struct cfg_addr *a)
+{
+    if (a->ss.ss_family == AF_INET) {
+        const struct sockaddr_in *sin = (const struct sockaddr_in *)&a->ss;
+
+        return (ntohl(sin->sin_addr.s_addr) >> 24) == 127;
+    }
+    if (a->ss.ss_family == AF_INET6) {
+        const struct in6_addr *v6 = &((const struct sockaddr_in6 *)&a->ss)->sin6_addr;
+
+        return IN6_IS_ADDR_LOOPBACK(v6) || (IN6_IS_ADDR_V4MAPPED(v6) && v6->s6_addr[12] == 127);
+    }
+    return false;
+}
 
 /* Completes listener i once its mapping is read: required keys, the tls default, and
  * uniqueness against listeners 0..i-1 (at most CFG_MAX_LISTENERS, so pairwise is cheap). */
@@ -858,8 +943,19 @@ static int finish_listener(struct cfg_ctx *cx, size_t i, struct listener_state *
                         "connects in plaintext; the remote side always uses TLS)",
                         i);
         l->tls = CFG_TLS_NONE;
-    } else if (st->tls_line == 0) {
-        l->tls = CFG_TLS_STARTTLS;
+        /* It answers the backend's dialback: anyone who can reach it could impersonate. */
+        if (!l->allow_nonlocal && !addr_is_loopback(&l->listen))
+            return fail(cx, st->listen_line,
+                        "listener '%s' (s2s-out) on %s is not a loopback address: the backend's "
+                        "plaintext dialback must not be reachable from outside (set "
+                        "allow_nonlocal: true if a private network makes this safe)",
+                        l->name, l->listen.text);
+    } else {
+        if (st->allow_line != 0)
+            return fail(cx, st->allow_line,
+                        "listeners[%zu].allow_nonlocal is only for kind s2s-out", i);
+        if (st->tls_line == 0)
+            l->tls = CFG_TLS_STARTTLS;
     }
     for (size_t j = 0; j < i; j++) {
         if (strcmp(all[j].name, l->name) == 0)
@@ -930,10 +1026,10 @@ static int parse_max_stanza(struct cfg_ctx *cx, const char *path, yaml_node_t *k
     return 0;
 }
 
-static int parse_handshake_timeout(struct cfg_ctx *cx, const char *path, yaml_node_t *key,
-                                   yaml_node_t *val, void *obj)
+/* A duration value from min_ms to max_ms (both in the message as written in the schema). */
+static int get_duration(struct cfg_ctx *cx, const char *path, yaml_node_t *key, yaml_node_t *val,
+                        uint64_t min_ms, uint64_t max_ms, const char *range, uint64_t *out)
 {
-    struct cfg *c = obj;
     const char *s, *why;
     char q[80];
     uint64_t ms;
@@ -944,11 +1040,20 @@ static int parse_handshake_timeout(struct cfg_ctx *cx, const char *path, yaml_no
     if ((why = duration_parse(s, &ms)) != NULL)
         return fail(cx, node_line(val), "%s: '%s' is not a duration like 10s: %s", path,
                     shown(q, sizeof(q), s), why);
-    if (ms < 100 || ms > 10 * 60 * 1000)
-        return fail(cx, node_line(val), "%s must be from 100ms to 10m, not %s", path,
+    if (ms < min_ms || ms > max_ms)
+        return fail(cx, node_line(val), "%s must be from %s, not %s", path, range,
                     shown(q, sizeof(q), s));
-    c->handshake_timeout_ms = ms;
+    *out = ms;
     return 0;
+}
+
+static int parse_handshake_timeout(struct cfg_ctx *cx, const char *path, yaml_node_t *key,
+                                   yaml_node_t *val, void *obj)
+{
+    struct cfg *c = obj;
+
+    return get_duration(cx, path, key, val, 100, 10 * 60 * 1000, "100ms to 10m",
+                        &c->handshake_timeout_ms);
 }
 
 static int parse_max_connections(struct cfg_ctx *cx, const char *path, yaml_node_t *key,
@@ -988,15 +1093,313 @@ static int parse_limits(struct cfg_ctx *cx, const char *path, yaml_node_t *key, 
     return parse_map(cx, path, val, limits_keys, ARRAY_SIZE(limits_keys), obj, seen);
 }
 
+/* ---- s2s: and resolve: ----------------------------------------------------------------- */
+
+/* The entry for remote domain raw (s2s.remotes or resolve.static), created at first mention. */
+static int get_remote(struct cfg_ctx *cx, yaml_node_t *k, const char *raw, struct cfg_remote **out)
+{
+    struct cfg *c = cx->c;
+    struct cfg_remote *r;
+    char name[256], q[80];
+    size_t n = strlen(raw);
+
+    if (n >= sizeof(name))
+        n = sizeof(name) - 1;
+    memcpy(name, raw, n);
+    name[n] = '\0';
+    ascii_lower(name);
+    if (strlen(raw) >= sizeof(name) || !domain_name_ok(name))
+        return fail(cx, node_line(k), "'%s' is not a domain name", shown(q, sizeof(q), raw));
+    for (size_t i = 0; i < c->nremotes; i++)
+        if (strcmp(c->remotes[i].name, name) == 0) {
+            *out = &c->remotes[i];
+            return 0;
+        }
+    if (c->nremotes >= CFG_MAX_REMOTES)
+        return fail(cx, node_line(k), "more than %d remote domains", CFG_MAX_REMOTES);
+    r = realloc(c->remotes, (c->nremotes + 1) * sizeof(*r));
+    if (r == NULL)
+        return fail(cx, 0, "out of memory");
+    c->remotes = r;
+    r = &c->remotes[c->nremotes];
+    memset(r, 0, sizeof(*r));
+    if ((r->name = strdup(name)) == NULL)
+        return fail(cx, 0, "out of memory");
+    c->nremotes++;
+    r->line = node_line(k);
+    *out = r;
+    return 0;
+}
+
+static int parse_remote_verify(struct cfg_ctx *cx, const char *path, yaml_node_t *key,
+                               yaml_node_t *val, void *obj)
+{
+    struct cfg_remote *r = obj;
+    int v, rc;
+
+    if ((rc = get_choice(cx, path, key, val, "required", "optional", &v)) != 0)
+        return rc;
+    r->verify = v ? CFG_VERIFY_OPTIONAL : CFG_VERIFY_REQUIRED;
+    r->verify_line = node_line(key);
+    return 0;
+}
+
+static int parse_remote_tls(struct cfg_ctx *cx, const char *path, yaml_node_t *key,
+                            yaml_node_t *val, void *obj)
+{
+    struct cfg_remote *r = obj;
+    int v, rc;
+
+    if ((rc = get_choice(cx, path, key, val, "required", "opportunistic", &v)) != 0)
+        return rc;
+    r->tls = v ? CFG_S2S_TLS_OPPORTUNISTIC : CFG_S2S_TLS_REQUIRED;
+    r->tls_line = node_line(key);
+    return 0;
+}
+
+static int parse_remote_pin(struct cfg_ctx *cx, const char *path, yaml_node_t *key,
+                            yaml_node_t *val, void *obj)
+{
+    struct cfg_remote *r = obj;
+
+    return get_bool(cx, path, key, val, &r->pin);
+}
+
+static const struct cfg_key remote_keys[] = {
+    {"verify", YAML_SCALAR_NODE, parse_remote_verify},
+    {"tls", YAML_SCALAR_NODE, parse_remote_tls},
+    {"pin", YAML_SCALAR_NODE, parse_remote_pin},
+};
+
+/* Calls each(cx, section, key node, name, value node, obj) for every pair of a mapping whose
+ * keys are domain names. */
+typedef int domain_pair_fn(struct cfg_ctx *cx, const char *path, yaml_node_t *k, const char *name,
+                           yaml_node_t *v);
+
+static int each_domain_pair(struct cfg_ctx *cx, const char *path, yaml_node_t *map,
+                            domain_pair_fn *each)
+{
+    for (yaml_node_pair_t *p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top;
+         p++) {
+        yaml_node_t *k = get_node(cx, p->key), *v = get_node(cx, p->value);
+        const char *raw;
+        int rc;
+
+        if (k == NULL || v == NULL)
+            return fail(cx, node_line(map), "YAML: broken document in %s", path);
+        if (k->type != YAML_SCALAR_NODE)
+            return fail(cx, node_line(k), "keys in %s must be domain names", path);
+        if ((rc = get_text(cx, "a domain name", NULL, k, &raw)) != 0)
+            return rc;
+        if ((rc = each(cx, path, k, raw, v)) != 0)
+            return rc;
+    }
+    return 0;
+}
+
+static int remote_entry(struct cfg_ctx *cx, const char *path, yaml_node_t *k, const char *raw,
+                        yaml_node_t *v)
+{
+    int seen[ARRAY_SIZE(remote_keys)] = {0};
+    char section[CFG_PATH_MAX];
+    struct cfg_remote *r;
+    int rc;
+
+    if ((rc = get_remote(cx, k, raw, &r)) != 0)
+        return rc;
+    snprintf(section, sizeof(section), "%s.%s", path, r->name);
+    if (v->type != YAML_MAPPING_NODE)
+        return fail(cx, node_line(k), "%s must be a mapping", section);
+    if (r->verify_line != 0 || r->tls_line != 0 || r->pin)
+        return fail(cx, node_line(k), "duplicate remote '%s'", r->name);
+    return parse_map(cx, section, v, remote_keys, ARRAY_SIZE(remote_keys), r, seen);
+}
+
+static int parse_s2s_remotes(struct cfg_ctx *cx, const char *path, yaml_node_t *key,
+                             yaml_node_t *val, void *obj)
+{
+    return each_domain_pair(cx, path, val, remote_entry);
+}
+
+static int parse_s2s_verify(struct cfg_ctx *cx, const char *path, yaml_node_t *key,
+                            yaml_node_t *val, void *obj)
+{
+    struct cfg *c = obj;
+    int v, rc;
+
+    if ((rc = get_choice(cx, path, key, val, "required", "optional", &v)) != 0)
+        return rc;
+    c->s2s_verify = v ? CFG_VERIFY_OPTIONAL : CFG_VERIFY_REQUIRED;
+    return 0;
+}
+
+static int parse_s2s_tls(struct cfg_ctx *cx, const char *path, yaml_node_t *key, yaml_node_t *val,
+                         void *obj)
+{
+    struct cfg *c = obj;
+    int v, rc;
+
+    if ((rc = get_choice(cx, path, key, val, "required", "opportunistic", &v)) != 0)
+        return rc;
+    c->s2s_tls = v ? CFG_S2S_TLS_OPPORTUNISTIC : CFG_S2S_TLS_REQUIRED;
+    return 0;
+}
+
+static int parse_s2s_state_file(struct cfg_ctx *cx, const char *path, yaml_node_t *key,
+                                yaml_node_t *val, void *obj)
+{
+    return get_path(cx, path, key, val, &((struct cfg *)obj)->state_file);
+}
+
+static int parse_s2s_secret(struct cfg_ctx *cx, const char *path, yaml_node_t *key,
+                            yaml_node_t *val, void *obj)
+{
+    return get_path(cx, path, key, val, &((struct cfg *)obj)->dialback_secret_file);
+}
+
+static int parse_s2s_connect_timeout(struct cfg_ctx *cx, const char *path, yaml_node_t *key,
+                                     yaml_node_t *val, void *obj)
+{
+    return get_duration(cx, path, key, val, 100, 10 * 60 * 1000, "100ms to 10m",
+                        &((struct cfg *)obj)->s2s_connect_timeout_ms);
+}
+
+static const struct cfg_key s2s_keys[] = {
+    {"verify", YAML_SCALAR_NODE, parse_s2s_verify},
+    {"tls", YAML_SCALAR_NODE, parse_s2s_tls},
+    {"remotes", YAML_MAPPING_NODE, parse_s2s_remotes},
+    {"state_file", YAML_SCALAR_NODE, parse_s2s_state_file},
+    {"dialback_secret_file", YAML_SCALAR_NODE, parse_s2s_secret},
+    {"connect_timeout", YAML_SCALAR_NODE, parse_s2s_connect_timeout},
+};
+
+static int parse_s2s(struct cfg_ctx *cx, const char *path, yaml_node_t *key, yaml_node_t *val,
+                     void *obj)
+{
+    int seen[ARRAY_SIZE(s2s_keys)] = {0};
+
+    return parse_map(cx, path, val, s2s_keys, ARRAY_SIZE(s2s_keys), obj, seen);
+}
+
+static int static_entry(struct cfg_ctx *cx, const char *path, yaml_node_t *k, const char *raw,
+                        yaml_node_t *v)
+{
+    char section[CFG_PATH_MAX];
+    struct cfg_remote *r;
+    int rc;
+
+    if ((rc = get_remote(cx, k, raw, &r)) != 0)
+        return rc;
+    snprintf(section, sizeof(section), "%s.%s", path, r->name);
+    if (r->has_static)
+        return fail(cx, node_line(k), "duplicate domain '%s' in %s", r->name, path);
+    r->has_static = true;
+    return parse_addr_value(cx, section, k, v, &r->static_addr);
+}
+
+static int parse_resolve_static(struct cfg_ctx *cx, const char *path, yaml_node_t *key,
+                                yaml_node_t *val, void *obj)
+{
+    return each_domain_pair(cx, path, val, static_entry);
+}
+
+static int parse_resolve_nameservers(struct cfg_ctx *cx, const char *path, yaml_node_t *key,
+                                     yaml_node_t *val, void *obj)
+{
+    struct cfg *c = obj;
+    size_t n = (size_t)(val->data.sequence.items.top - val->data.sequence.items.start);
+    char item[CFG_PATH_MAX];
+    int rc;
+
+    if (n == 0 || n > 8)
+        return fail(cx, node_line(key), "%s must list 1 to 8 addresses", path);
+    if ((c->nameservers = calloc(n, sizeof(*c->nameservers))) == NULL)
+        return fail(cx, 0, "out of memory");
+    for (size_t i = 0; i < n; i++) {
+        yaml_node_t *v = get_node(cx, val->data.sequence.items.start[i]);
+
+        snprintf(item, sizeof(item), "%s[%zu]", path, i);
+        if (v == NULL)
+            return fail(cx, node_line(val), "YAML: broken document in %s", path);
+        if ((rc = parse_addr_value(cx, item, v, v, &c->nameservers[i])) != 0)
+            return rc;
+        c->nnameservers++;
+    }
+    return 0;
+}
+
+static int parse_resolve_trust_anchor(struct cfg_ctx *cx, const char *path, yaml_node_t *key,
+                                      yaml_node_t *val, void *obj)
+{
+    return get_path(cx, path, key, val, &((struct cfg *)obj)->trust_anchor_file);
+}
+
+static int parse_resolve_timeout(struct cfg_ctx *cx, const char *path, yaml_node_t *key,
+                                 yaml_node_t *val, void *obj)
+{
+    return get_duration(cx, path, key, val, 100, 5 * 60 * 1000, "100ms to 5m",
+                        &((struct cfg *)obj)->resolve_timeout_ms);
+}
+
+static const struct cfg_key resolve_keys[] = {
+    {"static", YAML_MAPPING_NODE, parse_resolve_static},
+    {"nameservers", YAML_SEQUENCE_NODE, parse_resolve_nameservers},
+    {"trust_anchor_file", YAML_SCALAR_NODE, parse_resolve_trust_anchor},
+    {"timeout", YAML_SCALAR_NODE, parse_resolve_timeout},
+};
+
+static int parse_resolve(struct cfg_ctx *cx, const char *path, yaml_node_t *key, yaml_node_t *val,
+                         void *obj)
+{
+    int seen[ARRAY_SIZE(resolve_keys)] = {0};
+
+    return parse_map(cx, path, val, resolve_keys, ARRAY_SIZE(resolve_keys), obj, seen);
+}
+
+/* ---- admin: ------------------------------------------------------------------------------ */
+
+static int parse_admin_listen(struct cfg_ctx *cx, const char *path, yaml_node_t *key,
+                              yaml_node_t *val, void *obj)
+{
+    struct cfg *c = obj;
+
+    c->has_admin = true;
+    return parse_addr_value(cx, path, key, val, &c->admin_listen);
+}
+
+static const struct cfg_key admin_keys[] = {
+    {"listen", YAML_SCALAR_NODE, parse_admin_listen},
+};
+
+static int parse_admin(struct cfg_ctx *cx, const char *path, yaml_node_t *key, yaml_node_t *val,
+                       void *obj)
+{
+    int seen[ARRAY_SIZE(admin_keys)] = {0};
+
+    return parse_map(cx, path, val, admin_keys, ARRAY_SIZE(admin_keys), obj, seen);
+}
+
 /* ---- the whole file --------------------------------------------------------------------- */
 
-enum { ROOT_LOG = 0, ROOT_TLS, ROOT_DOMAINS, ROOT_LISTENERS, ROOT_LIMITS };
+enum {
+    ROOT_LOG = 0,
+    ROOT_TLS,
+    ROOT_DOMAINS,
+    ROOT_LISTENERS,
+    ROOT_LIMITS,
+    ROOT_S2S,
+    ROOT_RESOLVE,
+    ROOT_ADMIN
+};
 static const struct cfg_key root_keys[] = {
     [ROOT_LOG] = {"log", YAML_MAPPING_NODE, parse_log},
     [ROOT_TLS] = {"tls", YAML_MAPPING_NODE, parse_tls},
     [ROOT_DOMAINS] = {"domains", YAML_MAPPING_NODE, parse_domains},
     [ROOT_LISTENERS] = {"listeners", YAML_SEQUENCE_NODE, parse_listeners},
     [ROOT_LIMITS] = {"limits", YAML_MAPPING_NODE, parse_limits},
+    [ROOT_S2S] = {"s2s", YAML_MAPPING_NODE, parse_s2s},
+    [ROOT_RESOLVE] = {"resolve", YAML_MAPPING_NODE, parse_resolve},
+    [ROOT_ADMIN] = {"admin", YAML_MAPPING_NODE, parse_admin},
 };
 
 /* path must name a readable regular file. Only access(2) and stat(2): tls.c parses PEM. */
@@ -1016,6 +1419,11 @@ static int check_file(struct cfg_ctx *cx, int line, const char *domain, const ch
         return fail(cx, line, "domains.%s.%s: cannot read '%s': not a regular file", domain, what,
                     shown(q, sizeof(q), path));
     return 0;
+}
+
+static int remote_order(const void *a, const void *b)
+{
+    return strcmp(((const struct cfg_remote *)a)->name, ((const struct cfg_remote *)b)->name);
 }
 
 /* Checks that need the whole file, in a fixed order. */
@@ -1050,6 +1458,23 @@ static int check_whole(struct cfg_ctx *cx, yaml_node_t *root, const int *seen)
                             needs[n].backend, l->name);
         }
     }
+    for (size_t i = 0; i < c->nremotes; i++) {
+        struct cfg_remote *r = &c->remotes[i];
+
+        if (r->verify_line == 0)
+            r->verify = c->s2s_verify;
+        if (r->tls_line == 0)
+            r->tls = c->s2s_tls;
+        if (cfg_domain_find(c, r->name) != NULL)
+            return fail(cx, r->line, "remote '%s' is one of our own domains", r->name);
+    }
+    if (c->nremotes > 1)
+        qsort(c->remotes, c->nremotes, sizeof(*c->remotes), remote_order);
+    for (size_t i = 0; c->has_admin && i < c->nlisteners; i++)
+        if (addr_overlap(&c->listeners[i].listen, &c->admin_listen))
+            return fail(cx, seen[ROOT_ADMIN], "admin.listen %s would share its address with "
+                        "listener '%s' (line %d)", c->admin_listen.text, c->listeners[i].name,
+                        c->listeners[i].line);
     for (size_t i = 0; i < c->ndomains; i++) {
         const struct cfg_domain *d = &c->domains[i];
 
@@ -1159,6 +1584,13 @@ static void cfg_free(struct cfg *c)
     for (size_t i = 0; i < c->nlisteners; i++)
         free(c->listeners[i].name);
     free(c->listeners);
+    for (size_t i = 0; i < c->nremotes; i++)
+        free(c->remotes[i].name);
+    free(c->remotes);
+    free(c->nameservers);
+    free(c->state_file);
+    free(c->dialback_secret_file);
+    free(c->trust_anchor_file);
     free(c->ca_file);
     free(c->path);
     free(c);
@@ -1178,9 +1610,14 @@ static struct cfg *cfg_new(const char *name)
     c->max_stanza = 256 * 1024;
     c->handshake_timeout_ms = 10 * 1000;
     c->max_connections = 20000;
+    c->s2s_connect_timeout_ms = 10 * 1000;
+    c->resolve_timeout_ms = 10 * 1000;
     c->path = strdup(name);
     c->ca_file = strdup(CFG_DEFAULT_CA_FILE);
-    if (c->path == NULL || c->ca_file == NULL) {
+    c->state_file = strdup(CFG_DEFAULT_STATE_FILE);
+    c->dialback_secret_file = strdup(CFG_DEFAULT_DIALBACK_SECRET);
+    if (c->path == NULL || c->ca_file == NULL || c->state_file == NULL ||
+        c->dialback_secret_file == NULL) {
         cfg_free(c);
         return NULL;
     }
@@ -1212,7 +1649,7 @@ static int load_tree(struct cfg_ctx *cx, const unsigned char *data, size_t len)
     else if (root->type != YAML_MAPPING_NODE)
         rc = fail(cx, node_line(root),
                   "the configuration must be a mapping of sections (log, tls, domains, "
-                  "listeners, limits)");
+                  "listeners, limits, s2s, resolve, admin)");
     else if ((rc = parse_map(cx, NULL, root, root_keys, ARRAY_SIZE(root_keys), cx->c, seen)) == 0)
         rc = check_whole(cx, root, seen);
     cx->doc = NULL;
@@ -1351,4 +1788,43 @@ const char *cfg_tls_name(enum cfg_tls t)
         return "none";
     }
     return "?";
+}
+
+static int remote_key_order(const void *key, const void *elem)
+{
+    return strcasecmp(key, ((const struct cfg_remote *)elem)->name);
+}
+
+const struct cfg_remote *cfg_remote_find(const struct cfg *c, const char *name)
+{
+    if (c->nremotes == 0 || name == NULL)
+        return NULL;
+    return bsearch(name, c->remotes, c->nremotes, sizeof(*c->remotes), remote_key_order);
+}
+
+enum cfg_verify cfg_remote_verify(const struct cfg *c, const char *name)
+{
+    const struct cfg_remote *r = cfg_remote_find(c, name);
+
+    return r != NULL ? r->verify : c->s2s_verify;
+}
+
+enum cfg_s2s_tls cfg_remote_tls(const struct cfg *c, const char *name)
+{
+    const struct cfg_remote *r = cfg_remote_find(c, name);
+
+    return r != NULL ? r->tls : c->s2s_tls;
+}
+
+bool cfg_has_kind(const struct cfg *c, enum cfg_kind k)
+{
+    for (size_t i = 0; i < c->nlisteners; i++)
+        if (c->listeners[i].kind == k)
+            return true;
+    return false;
+}
+
+const char *cfg_verify_name(enum cfg_verify v)
+{
+    return v == CFG_VERIFY_OPTIONAL ? "optional" : "required";
 }

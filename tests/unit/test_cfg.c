@@ -448,7 +448,7 @@ static const struct {
     {LIS, 1, "missing required section 'domains'"},
     {"\n" DOM, 2, "missing required section 'listeners'"},
     {DOM LIS "bogus: 1\n", 7, "unknown key 'bogus' in the top level"},
-    {DOM LIS "admin: { listen: \"127.0.0.1:9480\" }\n", 7, "unknown key 'admin' in the top level"},
+    {DOM LIS "metrics: { listen: \"127.0.0.1:9480\" }\n", 7, "unknown key 'metrics' in the top level"},
     {DOM LIS "domains: {}\n", 7, "duplicate key 'domains' in the top level (first on line 1)"},
     {DOM LIS "? [a]\n: b\n", 7, "keys in the top level must be plain names"},
     /* YAML itself */
@@ -628,6 +628,26 @@ static const struct {
      "adir': not a regular file"},
     {LIS "domains:\n  example.test:\n    cert: a.pem/x\n    backend: { c2s: \"127.0.0.1:1\" }\n", 5,
      "a.pem/x': not a directory"},
+    /* s2s:, resolve:, admin: */
+    {DOM LIS "s2s: { verify: maybe }\n", 7, "s2s.verify must be required or optional, not 'maybe'"},
+    {DOM LIS "s2s: { tls: never }\n", 7, "s2s.tls must be required or opportunistic, not 'never'"},
+    {DOM LIS "s2s: { remotes: { a.test: { pin: yes } } }\n", 7,
+     "s2s.remotes.a.test.pin must be true or false, not 'yes'"},
+    {DOM LIS "s2s: { remotes: { a_b.test: { pin: true } } }\n", 7, "'a_b.test' is not a domain"},
+    {DOM LIS "s2s: { remotes: { example.test: { pin: true } } }\n", 7,
+     "remote 'example.test' is one of our own domains"},
+    {DOM LIS "s2s: { remotes: { a.test: { trust: all } } }\n", 7,
+     "unknown key 'trust' in s2s.remotes.a.test"},
+    {DOM LIS "s2s: { connect_timeout: 1ms }\n", 7, "s2s.connect_timeout must be from 100ms"},
+    {DOM LIS "resolve: { static: { a.test: \"a.test:5269\" } }\n", 7,
+     "resolve.static.a.test: 'a.test:5269': host names are not supported"},
+    {DOM LIS "resolve: { nameservers: [] }\n", 7, "resolve.nameservers must list 1 to 8"},
+    {DOM LIS "resolve: { nameservers: [\"127.0.0.1\"] }\n", 7, "resolve.nameservers[0]: "},
+    {DOM LIS "admin: { listen: \"[::]:5222\" }\n", 7, "admin.listen [::]:5222 would share"},
+    {DOM "listeners:\n  - { name: out, listen: \"0.0.0.0:5270\", kind: s2s-out }\n", 6,
+     "is not a loopback address"},
+    {DOM "listeners:\n  - { name: in, listen: \"[::]:5269\", kind: s2s, allow_nonlocal: true }\n",
+     6, "listeners[0].allow_nonlocal is only for kind s2s-out"},
 };
 
 TEST(errors)
@@ -663,6 +683,11 @@ TEST(error_rows_have_valid_twins)
         DOM LIS "limits: { max_connections: 1 }\n",
         DOM LIS "limits: { max_connections: 1000000 }\n",
         DOM "listeners:\n  - { name: out, listen: \"127.0.0.1:5270\", kind: s2s-out }\n",
+        DOM "listeners:\n  - { name: out, listen: \"0.0.0.0:5270\", kind: s2s-out, "
+            "allow_nonlocal: true }\n",
+        DOM LIS "s2s: { verify: optional, tls: opportunistic }\n",
+        DOM LIS "s2s: { remotes: { a.test: { pin: true } } }\n",
+        DOM LIS "admin: { listen: \"[::1]:9480\" }\n",
         DOM "listeners:\n"
             "  - { name: a, listen: \"127.0.0.1:5222\", kind: c2s }\n"
             "  - { name: b, listen: \"127.0.0.2:5222\", kind: c2s }\n"
@@ -955,6 +980,68 @@ TEST(refcount_and_find)
     EXPECT(cfg_ref(NULL) == NULL);
 }
 
+/* s2s:, resolve: and admin: (issue 3, issue 4): values, defaults and per-remote policy. */
+TEST(s2s_resolve_admin)
+{
+    struct cfg *c = load(DOM LIS "s2s:\n"                                         /* 6 */
+                                 "  verify: optional\n"                           /* 7 */
+                                 "  state_file: state/certs\n"                    /* 8 */
+                                 "  dialback_secret_file: /etc/xtp/secret\n"      /* 9 */
+                                 "  connect_timeout: 3s\n"                        /* 10 */
+                                 "  remotes:\n"                                   /* 11 */
+                                 "    Legacy.Example: { verify: required, tls: opportunistic }\n"
+                                 "    pinned.test: { pin: true }\n"               /* 13 */
+                                 "resolve:\n"                                     /* 14 */
+                                 "  static: { other.test: \"127.0.0.1:25269\", pinned.test: "
+                                 "\"[::1]:5269\" }\n"
+                                 "  nameservers: [\"127.0.0.1:5353\"]\n"
+                                 "  timeout: 2s\n"
+                                 "admin: { listen: \"127.0.0.1:9480\" }\n");
+    const struct cfg_remote *r;
+
+    EXPECT_MSG(c != NULL, "%s", err);
+    if (c == NULL)
+        return;
+    EXPECT_EQ(CFG_VERIFY_OPTIONAL, c->s2s_verify);
+    EXPECT_EQ(CFG_S2S_TLS_REQUIRED, c->s2s_tls);
+    EXPECT_STR(tmp_path("state/certs"), c->state_file);
+    EXPECT_STR("/etc/xtp/secret", c->dialback_secret_file);
+    EXPECT_EQ(3000, c->s2s_connect_timeout_ms);
+    EXPECT_EQ(2000, c->resolve_timeout_ms);
+    EXPECT_EQ(1, c->nnameservers);
+    EXPECT_STR("127.0.0.1:5353", c->nameservers[0].text);
+    EXPECT(c->has_admin);
+    EXPECT_STR("127.0.0.1:9480", c->admin_listen.text);
+    EXPECT_EQ(3, c->nremotes);
+    r = cfg_remote_find(c, "LEGACY.example");
+    EXPECT(r != NULL && r->verify == CFG_VERIFY_REQUIRED && r->tls == CFG_S2S_TLS_OPPORTUNISTIC &&
+           !r->pin && !r->has_static);
+    r = cfg_remote_find(c, "pinned.test");
+    EXPECT(r != NULL && r->pin && r->has_static && r->verify == CFG_VERIFY_OPTIONAL);
+    EXPECT(r != NULL && strcmp(r->static_addr.text, "[::1]:5269") == 0);
+    r = cfg_remote_find(c, "other.test");
+    EXPECT(r != NULL && r->has_static && r->tls == CFG_S2S_TLS_REQUIRED && !r->pin);
+    EXPECT(cfg_remote_find(c, "nowhere.test") == NULL);
+    EXPECT_EQ(CFG_VERIFY_OPTIONAL, cfg_remote_verify(c, "nowhere.test"));
+    EXPECT_EQ(CFG_VERIFY_REQUIRED, cfg_remote_verify(c, "legacy.example"));
+    EXPECT_EQ(CFG_S2S_TLS_OPPORTUNISTIC, cfg_remote_tls(c, "legacy.example"));
+    cfg_unref(c);
+
+    /* Defaults: verify and TLS required; no admin; the packaged paths. */
+    c = load(DOM LIS);
+    EXPECT(c != NULL);
+    if (c != NULL) {
+        EXPECT_EQ(CFG_VERIFY_REQUIRED, c->s2s_verify);
+        EXPECT_EQ(CFG_S2S_TLS_REQUIRED, cfg_remote_tls(c, "any.test"));
+        EXPECT(!c->has_admin);
+        EXPECT_STR(CFG_DEFAULT_DIALBACK_SECRET, c->dialback_secret_file);
+        EXPECT_STR(CFG_DEFAULT_STATE_FILE, c->state_file);
+        EXPECT(c->trust_anchor_file == NULL);
+        EXPECT_EQ(10000, c->s2s_connect_timeout_ms);
+    }
+    cfg_unref(c);
+}
+
 TEST(names)
 {
     EXPECT_STR("c2s", cfg_kind_name(CFG_KIND_C2S));
@@ -1014,4 +1101,4 @@ TEST(example_config)
 
 TEST_MAIN(parse_size, parse_duration, parse_addr, minimal_and_defaults, full, errors,
           error_rows_have_valid_twins, domain_names, relative_paths, file_errors, unreadable_cert,
-          deep_nesting, refcount_and_find, names, example_config)
+          deep_nesting, refcount_and_find, s2s_resolve_admin, names, example_config)
