@@ -1,6 +1,7 @@
-/* tls.c: mbedTLS 3.6 server sessions over memory (style.md §6). The only file that includes
- * the mbedTLS headers: every mbedTLS code is translated here and its text kept for
- * tls_last_error(). Never logs, never touches the loop. tests: test_tls.c */
+/* tls.c: mbedTLS 3.6 sessions over memory (style.md §6): servers for c2s/s2s-in, clients for
+ * s2s-out. Every mbedTLS code is translated here and its text kept for tls_last_error(); the
+ * certificate judgement lives in verify.c. Never logs, never touches the loop.
+ * tests: test_tls.c */
 #include "tls.h"
 
 #include <errno.h>
@@ -88,6 +89,12 @@ struct tls_domain {
     char *name;             /* owned, lower-case as in the cfg */
     mbedtls_x509_crt chain; /* leaf first */
     mbedtls_pk_context key;
+    mbedtls_ssl_config client; /* s2s-out from this domain: presents chain/key */
+};
+
+/* A client session saved for resumption (RFC 5077 ticket or TLS 1.3 PSK). */
+struct tls_ticket {
+    mbedtls_ssl_session sess;
 };
 
 struct tls_server {
@@ -136,7 +143,9 @@ struct tls {
     struct bytes in; /* owned: ciphertext left over from earlier feeds, read before feed */
     int send_rc;     /* first failure of the send callback */
     bool hs_done;
-    struct hs_watch watch;
+    bool client;           /* s2s-out: we sent the ClientHello */
+    struct tls_ticket *ticket; /* client: the last TLS 1.3 NewSessionTicket, owned */
+    struct hs_watch watch; /* server: our records; client: the peer's */
     char why[96];  /* detail found in a callback, added to err */
     char err[288]; /* tls_last_error(): what + library text + why */
 };
@@ -340,7 +349,7 @@ static int bio_send(void *arg, const unsigned char *buf, size_t len)
     struct tls *t = arg;
     int rc;
 
-    if (!t->hs_done)
+    if (!t->hs_done && !t->client)
         watch_records(&t->watch, buf, len);
     rc = t->send(t->send_arg, buf, len);
     if (rc < 0) {
@@ -372,6 +381,8 @@ static int bio_recv(void *arg, unsigned char *buf, size_t len)
         t->feed_len -= take;
         n += take;
     }
+    if (n > 0 && !t->hs_done && t->client)
+        watch_records(&t->watch, buf, n); /* the server's ServerHello and Certificate */
     return n == 0 ? MBEDTLS_ERR_SSL_WANT_READ : (int)n;
 }
 
@@ -515,13 +526,13 @@ static int load_domain(struct tls_server *s, struct tls_domain *d, const struct 
     return 0;
 }
 
-static int setup_conf(struct tls_server *s, enum tls_role role, const struct cfg *cfg)
+/* The policy both ends share: versions, suites, groups, signatures, no renegotiation. */
+static int setup_policy(struct tls_server *s, mbedtls_ssl_config *c, int endpoint,
+                        const struct cfg *cfg)
 {
-    mbedtls_ssl_config *c = &s->conf[role];
-    int rc;
+    int rc = mbedtls_ssl_config_defaults(c, endpoint, MBEDTLS_SSL_TRANSPORT_STREAM,
+                                         MBEDTLS_SSL_PRESET_DEFAULT);
 
-    rc = mbedtls_ssl_config_defaults(c, MBEDTLS_SSL_IS_SERVER, MBEDTLS_SSL_TRANSPORT_STREAM,
-                                     MBEDTLS_SSL_PRESET_DEFAULT);
     if (rc != 0)
         return rc;
     mbedtls_ssl_conf_rng(c, mbedtls_ctr_drbg_random, &s->drbg);
@@ -537,6 +548,41 @@ static int setup_conf(struct tls_server *s, enum tls_role role, const struct cfg
     /* Resumption only with (EC)DHE in TLS 1.3 (RFC 8446 §2.2: psk_ke has no forward secrecy). */
     mbedtls_ssl_conf_tls13_key_exchange_modes(c,
                                               MBEDTLS_SSL_TLS1_3_KEY_EXCHANGE_MODE_EPHEMERAL_ALL);
+    return 0;
+}
+
+/* s2s-out from domain d: we present d's certificate (XEP-0178 SASL EXTERNAL, and so that
+ * remotes with s2s_secure_auth accept us) and ask for ALPN xmpp-server (XEP-0368). The
+ * server's certificate is verified against tls.ca_file but never fails the handshake here:
+ * the caller judges it with verify.c for the XMPP domain (RFC 6120 §13.7.2), which knows
+ * SRV-ID, XmppAddr and DANE, and applies the remote's policy. */
+static int setup_client_conf(struct tls_server *s, struct tls_domain *d, const struct cfg *cfg)
+{
+    mbedtls_ssl_config *c = &d->client;
+    int rc = setup_policy(s, c, MBEDTLS_SSL_IS_CLIENT, cfg);
+
+    if (rc != 0)
+        return rc;
+    mbedtls_ssl_conf_authmode(c, MBEDTLS_SSL_VERIFY_OPTIONAL);
+    if (s->have_ca)
+        mbedtls_ssl_conf_ca_chain(c, &s->ca, NULL);
+    mbedtls_ssl_conf_session_tickets(c, MBEDTLS_SSL_SESSION_TICKETS_ENABLED);
+    /* TLS 1.3 clients drop NewSessionTicket unless asked to keep it: tls_read() saves it. */
+    mbedtls_ssl_conf_tls13_enable_signal_new_session_tickets(
+        c, MBEDTLS_SSL_TLS1_3_SIGNAL_NEW_SESSION_TICKETS_ENABLED);
+    rc = mbedtls_ssl_conf_alpn_protocols(c, alpn_s2s);
+    if (rc != 0)
+        return rc;
+    return mbedtls_ssl_conf_own_cert(c, &d->chain, &d->key);
+}
+
+static int setup_conf(struct tls_server *s, enum tls_role role, const struct cfg *cfg)
+{
+    mbedtls_ssl_config *c = &s->conf[role];
+    int rc = setup_policy(s, c, MBEDTLS_SSL_IS_SERVER, cfg);
+
+    if (rc != 0)
+        return rc;
     mbedtls_ssl_conf_session_tickets_cb(c, mbedtls_ssl_ticket_write, mbedtls_ssl_ticket_parse,
                                         &s->tickets[role]);
     mbedtls_ssl_conf_sni(c, sni_cb, s);
@@ -589,6 +635,7 @@ struct tls_server *tls_server_new(const struct cfg *cfg, char *err, size_t errle
     for (size_t i = 0; i < cfg->ndomains; i++) {
         mbedtls_x509_crt_init(&s->domains[i].chain);
         mbedtls_pk_init(&s->domains[i].key);
+        mbedtls_ssl_config_init(&s->domains[i].client);
         s->ndomains = i + 1;
         if (load_domain(s, &s->domains[i], cfg, &cfg->domains[i], err, errlen) != 0)
             goto fail_free;
@@ -622,6 +669,11 @@ struct tls_server *tls_server_new(const struct cfg *cfg, char *err, size_t errle
         if (rc != 0)
             goto fail_lib;
     }
+    for (size_t i = 0; i < s->ndomains; i++) {
+        rc = setup_client_conf(s, &s->domains[i], cfg);
+        if (rc != 0)
+            goto fail_lib;
+    }
     return s;
 
 fail_lib:
@@ -644,6 +696,7 @@ void tls_server_free(struct tls_server *s)
         mbedtls_ssl_ticket_free(&s->tickets[r]);
     }
     for (size_t i = 0; i < s->ndomains; i++) {
+        mbedtls_ssl_config_free(&s->domains[i].client);
         mbedtls_x509_crt_free(&s->domains[i].chain);
         mbedtls_pk_free(&s->domains[i].key);
         free(s->domains[i].name);
@@ -712,12 +765,99 @@ fail_free:
     return NULL;
 }
 
+struct tls *tls_new_client(struct tls_server *s, const char *domain, const char *remote,
+                           const struct tls_ticket *resume, tls_send_fn *send, void *send_arg)
+{
+    const struct tls_domain *d = find_domain(s, domain, strlen(domain));
+    struct tls *t;
+
+    if (d == NULL)
+        return NULL;
+    t = calloc(1, sizeof(*t));
+    if (t == NULL)
+        return NULL;
+    t->srv = s;
+    t->send = send;
+    t->send_arg = send_arg;
+    t->client = true;
+    mbedtls_ssl_init(&t->ssl);
+    if (mbedtls_ssl_setup(&t->ssl, &d->client) != 0)
+        goto fail_free;
+    mbedtls_ssl_set_user_data_p(&t->ssl, t);
+    mbedtls_ssl_set_bio(&t->ssl, t, bio_send, bio_recv, NULL);
+    /* RFC 7590 §3.1, XEP-0368: SNI is the XMPP domain, never the SRV target. */
+    if (mbedtls_ssl_set_hostname(&t->ssl, remote) != 0)
+        goto fail_free;
+    /* A stale or foreign ticket only costs a full handshake, so a failure here is ignored. */
+    if (resume != NULL)
+        (void)mbedtls_ssl_set_session(&t->ssl, &resume->sess);
+    return t;
+
+fail_free:
+    mbedtls_ssl_free(&t->ssl);
+    free(t);
+    return NULL;
+}
+
+static struct tls_ticket *session_copy(const struct tls *t)
+{
+    struct tls_ticket *k = calloc(1, sizeof(*k));
+
+    if (k == NULL)
+        return NULL;
+    mbedtls_ssl_session_init(&k->sess);
+    if (mbedtls_ssl_get_session(&t->ssl, &k->sess) != 0) {
+        tls_ticket_free(k);
+        return NULL;
+    }
+    return k;
+}
+
+struct tls_ticket *tls_ticket_take(struct tls *t)
+{
+    struct tls_ticket *k = t->ticket;
+
+    if (!t->client || !t->hs_done)
+        return NULL;
+    t->ticket = NULL;
+    /* TLS 1.2 (RFC 5077): the ticket came within the handshake. */
+    if (k == NULL && mbedtls_ssl_get_version_number(&t->ssl) == MBEDTLS_SSL_VERSION_TLS1_2)
+        k = session_copy(t);
+    return k;
+}
+
+void tls_ticket_free(struct tls_ticket *k)
+{
+    if (k == NULL)
+        return;
+    mbedtls_ssl_session_free(&k->sess);
+    free(k);
+}
+
+uint32_t tls_peer_flags(const struct tls *t)
+{
+    return t->hs_done ? mbedtls_ssl_get_verify_result(&t->ssl) : UINT32_MAX;
+}
+
+size_t tls_peer_chain(const struct tls *t, const uint8_t **der, size_t *len, size_t max)
+{
+    const mbedtls_x509_crt *c = t->hs_done ? mbedtls_ssl_get_peer_cert(&t->ssl) : NULL;
+    size_t n = 0;
+
+    for (; c != NULL && c->raw.p != NULL && n < max; c = c->next, n++) {
+        der[n] = c->raw.p;
+        len[n] = c->raw.len;
+    }
+    return n;
+}
+
 void tls_free(struct tls *t)
 {
     if (t == NULL)
         return;
     mbedtls_ssl_free(&t->ssl);
     bytes_cleanup(&t->in);
+    tls_ticket_free(t->ticket);
     free(t);
 }
 
@@ -778,6 +918,9 @@ int tls_read(struct tls *t, void *buf, size_t cap)
         case MBEDTLS_ERR_SSL_PEER_CLOSE_NOTIFY:
             return XTP_ECLOSED;
         case MBEDTLS_ERR_SSL_RECEIVED_NEW_SESSION_TICKET:
+            /* Client only; the ticket is readable until the next mbedtls_ssl_read(). */
+            tls_ticket_free(t->ticket);
+            t->ticket = session_copy(t);
             continue;
         case MBEDTLS_ERR_SSL_WANT_READ:
         case MBEDTLS_ERR_SSL_WANT_WRITE:

@@ -10,8 +10,10 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 struct cfg;
+struct tls_ticket; /* a client session saved for resumption */
 struct tls;        /* one TLS session */
 struct tls_server; /* certificates, policy, tickets, RNG: shared by the sessions of one cfg */
 
@@ -46,6 +48,26 @@ typedef int tls_send_fn(void *arg, const void *data, size_t len);
 struct tls *tls_new(struct tls_server *s, enum tls_role role, const char *domain, tls_send_fn *send,
                     void *send_arg);
 void tls_free(struct tls *t); /* NULL is fine */
+
+/* A client session for s2s-out from our domain to remote: presents domain's certificate, sends
+ * SNI = remote (the XMPP domain, RFC 7590 §3.1), ALPN xmpp-server, and resumes resume when
+ * given (borrowed; copied). The server certificate is checked against tls.ca_file but never
+ * fails the handshake: judge tls_peer_flags() and tls_peer_chain() with verify.c. NULL on
+ * ENOMEM or when domain is not ours. */
+struct tls *tls_new_client(struct tls_server *s, const char *domain, const char *remote,
+                           const struct tls_ticket *resume, tls_send_fn *send, void *send_arg);
+
+/* The ticket of a finished client handshake, for resuming the next one to the same remote:
+ * TLS 1.3's latest NewSessionTicket (it arrives after the handshake, through tls_read()) or the
+ * TLS 1.2 session. The caller owns it (free with tls_ticket_free()); NULL when there is none. */
+struct tls_ticket *tls_ticket_take(struct tls *t);
+void tls_ticket_free(struct tls_ticket *k); /* NULL is fine */
+
+/* After the handshake: mbedTLS's verification flags for the peer's chain (0: trusted, valid
+ * dates; UINT32_MAX before the handshake), and the peer's certificates as DER, leaf first (at
+ * most max; returns how many, 0 when it sent none). The pointers live as long as the session. */
+uint32_t tls_peer_flags(const struct tls *t);
+size_t tls_peer_chain(const struct tls *t, const uint8_t **der, size_t *len, size_t max);
 
 /* Lends ciphertext to the session for the tls_* calls that follow. Before returning to the
  * loop the caller calls tls_feed_end(), which copies what was not consumed (0 or -ENOMEM). */

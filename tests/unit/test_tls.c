@@ -778,6 +778,108 @@ TEST(s2s_client_certificates)
     tls_server_free(s);
 }
 
+/* ---- our own client (s2s-out) against our own server (s2s-in) ---------------------------- */
+
+struct duo {
+    struct tls *c, *s;
+    struct bytes c2s, s2c;
+};
+
+static int duo_c_send(void *arg, const void *data, size_t len)
+{
+    return bytes_append(&((struct duo *)arg)->c2s, data, len);
+}
+
+static int duo_s_send(void *arg, const void *data, size_t len)
+{
+    return bytes_append(&((struct duo *)arg)->s2c, data, len);
+}
+
+/* Moves bytes both ways until both handshakes are done or nothing moves; then lets each side
+ * read once so that post-handshake messages (TLS 1.3 tickets) are processed. 0 or an error. */
+static int duo_run(struct duo *d)
+{
+    uint8_t buf[256];
+    int rc_c = -EAGAIN, rc_s = -EAGAIN;
+
+    for (int turn = 0; turn < 50; turn++) {
+        rc_c = tls_handshake(d->c);
+        if (rc_c != 0 && rc_c != -EAGAIN)
+            return rc_c;
+        tls_feed(d->s, bytes_data(&d->c2s), bytes_len(&d->c2s));
+        rc_s = tls_handshake(d->s);
+        while (rc_s == 0 && tls_read(d->s, buf, sizeof(buf)) > 0)
+            ;
+        bytes_cleanup(&d->c2s);
+        if (tls_feed_end(d->s) != 0 || (rc_s != 0 && rc_s != -EAGAIN))
+            return rc_s != 0 ? rc_s : -ENOMEM;
+        tls_feed(d->c, bytes_data(&d->s2c), bytes_len(&d->s2c));
+        rc_c = tls_handshake(d->c);
+        while (rc_c == 0 && tls_read(d->c, buf, sizeof(buf)) > 0)
+            ;
+        bytes_cleanup(&d->s2c);
+        if (tls_feed_end(d->c) != 0 || (rc_c != 0 && rc_c != -EAGAIN))
+            return rc_c != 0 ? rc_c : -ENOMEM;
+        if (rc_c == 0 && rc_s == 0)
+            return 0;
+    }
+    return -ETIMEDOUT;
+}
+
+TEST(client_mode)
+{
+    struct tls_server *s = server_new(two_domains, 2, 12);
+    struct tls_ticket *ticket = NULL;
+    const uint8_t *der[4];
+    size_t len[4];
+
+    if (s == NULL)
+        return;
+    for (int round = 0; round < 2; round++) {
+        struct duo d = {0};
+        char out[32] = "ping";
+        uint8_t in[32];
+        int n = 0;
+
+        d.c = tls_new_client(s, "example.org", "example.test", ticket, duo_c_send, &d);
+        d.s = tls_new(s, TLS_ROLE_S2S, NULL, duo_s_send, &d);
+        EXPECT(d.c != NULL && d.s != NULL);
+        if (d.c != NULL && d.s != NULL) {
+            EXPECT_EQ_MSG(0, duo_run(&d), "client: %s / server: %s", tls_last_error(d.c),
+                          tls_last_error(d.s));
+            EXPECT_STR("TLSv1.3", tls_version(d.c));
+            EXPECT_STR("xmpp-server", tls_alpn(d.c) ? tls_alpn(d.c) : "(none)");
+            EXPECT_STR("example.test", tls_sni(d.s) ? tls_sni(d.s) : "(none)"); /* SNI = domain */
+            EXPECT_EQ(round == 1, tls_resumed(d.c));
+            EXPECT_EQ(round == 1, tls_resumed(d.s));
+            /* Both chains verify against the test CA; names are verify.c's business. */
+            EXPECT_EQ(0, tls_peer_flags(d.c));
+            EXPECT(tls_peer_chain(d.c, der, len, 4) >= 1);
+            if (round == 0) {
+                EXPECT_EQ(0, tls_peer_flags(d.s) & ~(uint32_t)MBEDTLS_X509_BADCERT_EXT_KEY_USAGE);
+                EXPECT(tls_peer_chain(d.s, der, len, 4) >= 1);
+            }
+            /* Application data flows from the client too. */
+            EXPECT_EQ(0, tls_write(d.c, out, 4));
+            tls_feed(d.s, bytes_data(&d.c2s), bytes_len(&d.c2s));
+            n = tls_read(d.s, in, sizeof(in));
+            EXPECT_EQ(0, tls_feed_end(d.s));
+            EXPECT(n == 4 && memcmp(in, "ping", 4) == 0);
+            if (round == 0) {
+                ticket = tls_ticket_take(d.c);
+                EXPECT(ticket != NULL);
+            }
+        }
+        tls_free(d.c);
+        tls_free(d.s);
+        bytes_cleanup(&d.c2s);
+        bytes_cleanup(&d.s2c);
+    }
+    tls_ticket_free(ticket);
+    EXPECT(tls_new_client(s, "not-ours.test", "example.test", NULL, duo_c_send, NULL) == NULL);
+    tls_server_free(s);
+}
+
 /* ---- application data ------------------------------------------------------------------ */
 
 static uint8_t read_buf[100000];
@@ -1226,4 +1328,4 @@ TEST_MAIN(tls13_by_default, tls13_suites, groups_restricted, tls12_when_client_m
           no_sni_presents_tls_new_domain, alpn, s2s_client_certificates, application_data_both_ways,
           handshake_fed_byte_by_byte, close_notify, renegotiation_refused,
           write_before_handshake_fails, resumption_tls13, resumption_tls12, server_new_errors,
-          server_new_accepts_and_expiry, lib_version)
+          server_new_accepts_and_expiry, client_mode, lib_version)
