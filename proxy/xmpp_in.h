@@ -26,6 +26,7 @@
 #define XMPP_NS_STREAM_ERRORS    "urn:ietf:params:xml:ns:xmpp-streams"
 #define XMPP_NS_COMPRESS_FEATURE "http://jabber.org/features/compress"
 #define XMPP_NS_DIALBACK         "jabber:server:dialback"
+#define XMPP_NS_DIALBACK_FEATURE "urn:xmpp:features:dialback"
 #define XMPP_NS_AFFINIX_ADDRESS  "http://affinix.com/jabber/address"
 
 #define XMPP_IN_MAX_DEPTH    64 /* stanzas nest a few levels; RFC 6120 sets no number */

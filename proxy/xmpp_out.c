@@ -146,6 +146,90 @@ int xmpp_out_error(struct bytes *out, const char *condition, const char *text)
     return w_done(&w);
 }
 
+int xmpp_out_s2s_features(struct bytes *out, bool external, bool dialback)
+{
+    struct writer w = {out, bytes_len(out), 0};
+
+    w_raw(&w, "<stream:features>");
+    /* XEP-0178 §3: EXTERNAL only when the certificate already proved the domain. */
+    if (external)
+        w_raw(&w, "<mechanisms xmlns='" XMPP_NS_SASL "'><mechanism>EXTERNAL</mechanism>"
+                  "</mechanisms>");
+    /* XEP-0220 §2.4: the dialback stream feature, with error support. */
+    if (dialback)
+        w_raw(&w, "<dialback xmlns='" XMPP_NS_DIALBACK_FEATURE "'><errors/></dialback>");
+    w_raw(&w, "</stream:features>");
+    return w_done(&w);
+}
+
+int xmpp_out_db(struct bytes *out, const char *elem, const char *from, const char *to,
+                const char *id, const char *type, const char *key)
+{
+    struct writer w = {out, bytes_len(out), 0};
+
+    if (strcmp(elem, "result") != 0 && strcmp(elem, "verify") != 0)
+        return -EINVAL;
+    w_raw(&w, "<db:");
+    w_raw(&w, elem);
+    w_attr(&w, "from", from);
+    w_attr(&w, "to", to);
+    w_attr(&w, "id", id);
+    w_attr(&w, "type", type);
+    if (key != NULL) {
+        w_raw(&w, ">");
+        w_escaped(&w, key);
+        w_raw(&w, "</db:");
+        w_raw(&w, elem);
+        w_raw(&w, ">");
+    } else {
+        w_raw(&w, "/>");
+    }
+    return w_done(&w);
+}
+
+int xmpp_out_sasl(struct bytes *out, bool success)
+{
+    struct writer w = {out, bytes_len(out), 0};
+
+    /* RFC 6120 §6.4.5, §6.4.6. */
+    w_raw(&w, success ? "<success xmlns='" XMPP_NS_SASL "'/>"
+                      : "<failure xmlns='" XMPP_NS_SASL "'><not-authorized/></failure>");
+    return w_done(&w);
+}
+
+int xmpp_out_auth_external(struct bytes *out, const char *authzid)
+{
+    static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    struct writer w = {out, bytes_len(out), 0};
+    const unsigned char *p = (const unsigned char *)authzid;
+    size_t n = strlen(authzid);
+    char quad[5] = {0};
+
+    /* XEP-0178 §3 step 7: the authorization identity is our domain, base64 (RFC 4648). */
+    w_raw(&w, "<auth xmlns='" XMPP_NS_SASL "' mechanism='EXTERNAL'>");
+    if (n == 0)
+        w_raw(&w, "=");
+    for (; n > 0; p += 3, n = n > 3 ? n - 3 : 0) {
+        unsigned v = (unsigned)p[0] << 16 | (n > 1 ? (unsigned)p[1] << 8 : 0) | (n > 2 ? p[2] : 0);
+
+        quad[0] = b64[v >> 18 & 63];
+        quad[1] = b64[v >> 12 & 63];
+        quad[2] = n > 1 ? b64[v >> 6 & 63] : '=';
+        quad[3] = n > 2 ? b64[v & 63] : '=';
+        w_raw(&w, quad);
+    }
+    w_raw(&w, "</auth>");
+    return w_done(&w);
+}
+
+int xmpp_out_starttls(struct bytes *out)
+{
+    struct writer w = {out, bytes_len(out), 0};
+
+    w_raw(&w, "<starttls xmlns='" XMPP_NS_TLS "'/>");
+    return w_done(&w);
+}
+
 int xmpp_out_close(struct bytes *out)
 {
     struct writer w = {out, bytes_len(out), 0};

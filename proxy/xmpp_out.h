@@ -4,6 +4,7 @@
 #ifndef XTP_XMPP_OUT_H
 #define XTP_XMPP_OUT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "bytes.h"
@@ -25,6 +26,25 @@ int xmpp_out_proceed(struct bytes *out);
 /* <stream:error><CONDITION xmlns='urn:ietf:params:xml:ns:xmpp-streams'/>[<text>]</stream:error>
  * </stream:stream>. text may be NULL. */
 int xmpp_out_error(struct bytes *out, const char *condition, const char *text);
+
+/* s2s-in features after TLS: <stream:features>[<mechanisms xmlns=sasl><mechanism>EXTERNAL
+ * </mechanism></mechanisms>][<dialback xmlns='urn:xmpp:features:dialback'><errors/></dialback>]
+ * </stream:features> */
+int xmpp_out_s2s_features(struct bytes *out, bool external, bool dialback);
+
+/* XEP-0220: <db:ELEM from to id type>KEY</db:ELEM>, or an empty element when key is NULL.
+ * elem is "result" or "verify" (else -EINVAL); NULL attributes are left out. */
+int xmpp_out_db(struct bytes *out, const char *elem, const char *from, const char *to,
+                const char *id, const char *type, const char *key);
+
+/* <success xmlns=sasl/> or <failure xmlns=sasl><not-authorized/></failure> */
+int xmpp_out_sasl(struct bytes *out, bool success);
+
+/* <auth xmlns=sasl mechanism='EXTERNAL'>base64(authzid)</auth> ("=" for an empty one) */
+int xmpp_out_auth_external(struct bytes *out, const char *authzid);
+
+/* <starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/> */
+int xmpp_out_starttls(struct bytes *out);
 
 /* </stream:stream> */
 int xmpp_out_close(struct bytes *out);

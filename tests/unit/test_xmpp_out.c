@@ -229,4 +229,47 @@ TEST(output_parses)
     bytes_cleanup(&b);
 }
 
-TEST_MAIN(header, fixed_elements, error, condition, stream_id, output_parses)
+/* The s2s elements (XEP-0220, XEP-0178, RFC 6120 §5/§6), byte for byte. */
+TEST(s2s_elements)
+{
+    struct bytes b = BYTES_INIT;
+
+#define CHECK(call, want)                                                                          \
+    do {                                                                                           \
+        bytes_cleanup(&b);                                                                         \
+        EXPECT_EQ(0, call);                                                                        \
+        EXPECT_EQ(strlen(want), bytes_len(&b));                                                    \
+        EXPECT(bytes_len(&b) == strlen(want) && memcmp(bytes_data(&b), want, strlen(want)) == 0);  \
+    } while (0)
+    CHECK(xmpp_out_s2s_features(&b, true, true),
+          "<stream:features><mechanisms xmlns='urn:ietf:params:xml:ns:xmpp-sasl'><mechanism>"
+          "EXTERNAL</mechanism></mechanisms><dialback xmlns='urn:xmpp:features:dialback'><errors/>"
+          "</dialback></stream:features>");
+    CHECK(xmpp_out_s2s_features(&b, false, false), "<stream:features></stream:features>");
+    CHECK(xmpp_out_db(&b, "result", "a.test", "b.test", NULL, NULL, "k&y"),
+          "<db:result from='a.test' to='b.test'>k&amp;y</db:result>");
+    CHECK(xmpp_out_db(&b, "verify", "a.test", "b.test", "i'd", "valid", NULL),
+          "<db:verify from='a.test' to='b.test' id='i&apos;d' type='valid'/>");
+    CHECK(xmpp_out_sasl(&b, true), "<success xmlns='urn:ietf:params:xml:ns:xmpp-sasl'/>");
+    CHECK(xmpp_out_sasl(&b, false),
+          "<failure xmlns='urn:ietf:params:xml:ns:xmpp-sasl'><not-authorized/></failure>");
+    /* RFC 4648 test vectors: "f" "fo" "foo" "foob". */
+    CHECK(xmpp_out_auth_external(&b, "f"),
+          "<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='EXTERNAL'>Zg==</auth>");
+    CHECK(xmpp_out_auth_external(&b, "fo"),
+          "<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='EXTERNAL'>Zm8=</auth>");
+    CHECK(xmpp_out_auth_external(&b, "foob"),
+          "<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='EXTERNAL'>Zm9vYg==</auth>");
+    CHECK(xmpp_out_auth_external(&b, "example.test"),
+          "<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='EXTERNAL'>ZXhhbXBsZS50ZXN0"
+          "</auth>");
+    CHECK(xmpp_out_auth_external(&b, ""),
+          "<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='EXTERNAL'>=</auth>");
+    CHECK(xmpp_out_starttls(&b), "<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>");
+#undef CHECK
+    bytes_cleanup(&b);
+    EXPECT_EQ(-EINVAL, xmpp_out_db(&b, "bogus", "a", "b", NULL, NULL, NULL));
+    EXPECT_EQ(0, bytes_len(&b));
+}
+
+TEST_MAIN(header, fixed_elements, error, condition, stream_id, output_parses, s2s_elements)
