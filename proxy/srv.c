@@ -142,8 +142,8 @@ int srv_tlsa_parse(const uint8_t *rdata, size_t len, struct srv_tlsa *out)
     return 0;
 }
 
-enum srv_set srv_parse_set(char *const *data, const int *len, bool direct_tls,
-                           struct srv_rec *out, size_t max, size_t *nout)
+enum srv_set srv_parse_set(char *const *data, const int *len, bool direct_tls, struct srv_rec *out,
+                           size_t max, size_t *nout)
 {
     size_t n = 0, usable = 0;
     struct srv_rec r;

@@ -19,8 +19,8 @@ struct srv_rec {
     uint16_t priority;
     uint16_t weight;
     uint16_t port;
-    bool direct_tls;                /* from _xmpps-server (XEP-0368); set by srv_parse_set() */
-    char target[SRV_NAME_MAX + 1];  /* lower-case host name without the final dot; "" is "." */
+    bool direct_tls;               /* from _xmpps-server (XEP-0368); set by srv_parse_set() */
+    char target[SRV_NAME_MAX + 1]; /* lower-case host name without the final dot; "" is "." */
 };
 
 /* One TLSA record (RFC 6698 §2.1). Parsing does not judge usage, selector or matching type
@@ -72,8 +72,8 @@ enum srv_set {
  * len[i] is the length of data[i]. Usable records are appended to out[*nout], at most max in
  * all (further ones are ignored), each with direct_tls set as given. A "." record among other
  * records is skipped, as are unusable ones. Returns what the set says (above). */
-enum srv_set srv_parse_set(char *const *data, const int *len, bool direct_tls,
-                           struct srv_rec *out, size_t max, size_t *nout);
+enum srv_set srv_parse_set(char *const *data, const int *len, bool direct_tls, struct srv_rec *out,
+                           size_t max, size_t *nout);
 
 /* What to do with the two SRV answers of one domain. */
 enum srv_plan {

@@ -6,6 +6,7 @@
 #include "test.h"
 
 /* Wire form helpers: rdata is written as C strings with explicit escapes. */
+/* clang-format off */
 #define NAME_XMPP "\x04xmpp\x07" "example\x04test\x00"
 
 static const struct {
@@ -39,6 +40,7 @@ static const struct {
     {"\x03" "a b\x04" "te", 7, false, -EBADMSG, NULL, 0},     /* truncation beats bad bytes */
     {NAME_XMPP "trailing", 27, true, 0, "xmpp.example.test", 19}, /* used stops at the end */
 };
+/* clang-format on */
 
 TEST(name_text)
 {
@@ -87,8 +89,7 @@ TEST(name_text_limits)
     EXPECT_EQ(3 * 64 + 63, used);
 
     /* A buffer too small is reported, never overrun. */
-    EXPECT_EQ(-ENOBUFS,
-              srv_name_text((const uint8_t *)NAME_XMPP, 19, &used, out, 17, true));
+    EXPECT_EQ(-ENOBUFS, srv_name_text((const uint8_t *)NAME_XMPP, 19, &used, out, 17, true));
     EXPECT_EQ(0, srv_name_text((const uint8_t *)NAME_XMPP, 19, &used, out, 18, true));
     EXPECT_EQ(-ENOBUFS, srv_name_text((const uint8_t *)"\x00", 1, &used, out, 0, false));
 }
@@ -99,11 +100,11 @@ TEST(host_check)
         const char *text;
         int rc;
     } rows[] = {
-        {"example.test", 0},     {"Example.TEST", 0},    {"a", 0},
-        {"xn--bcher-kva.test", 0}, {"a-b.c-d", 0},       {"", -EINVAL},
-        {"example.test.", -EINVAL}, {".example", -EINVAL}, {"a..b", -EINVAL},
-        {"-a.test", -EINVAL},    {"a-.test", -EINVAL},   {"_xmpp.test", -EINVAL},
-        {"192.0.2.1", -EINVAL},  {"[::1]", -EINVAL},     {"a b.test", -EINVAL},
+        {"example.test", 0},           {"Example.TEST", 0},   {"a", 0},
+        {"xn--bcher-kva.test", 0},     {"a-b.c-d", 0},        {"", -EINVAL},
+        {"example.test.", -EINVAL},    {".example", -EINVAL}, {"a..b", -EINVAL},
+        {"-a.test", -EINVAL},          {"a-.test", -EINVAL},  {"_xmpp.test", -EINVAL},
+        {"192.0.2.1", -EINVAL},        {"[::1]", -EINVAL},    {"a b.test", -EINVAL},
         {"caf\xc3\xa9.test", -EINVAL},
     };
     char longest[300];
@@ -141,6 +142,7 @@ TEST(srv_parse_good)
 
 TEST(srv_parse_bad)
 {
+    /* clang-format off */
     static const struct {
         const char *rd;
         size_t len;
@@ -154,6 +156,7 @@ TEST(srv_parse_bad)
         {"\x00\x05\x00\x0a\x14\x95\x04xm_p\x00", 12, -EINVAL},      /* not a host */
         {"\x00\x05\x00\x0a\x14\x95\x04xmpp\x00", 12, 0},            /* a one-label host is fine */
     };
+    /* clang-format on */
     struct srv_rec r;
 
     for (size_t i = 0; i < ARRAY_SIZE(rows); i++)
@@ -203,11 +206,13 @@ static void set_add(struct set *s, size_t *n, const char *rd, int len)
     s->data[*n] = NULL;
 }
 
+/* clang-format off */
 #define RD_A "\x00\x0a\x00\x00\x14\x95\x01" "a\x04test\x00" /* 10 0 5269 a.test */
 #define RD_B "\x00\x14\x00\x05\x14\x96\x01" "b\x04test\x00" /* 20 5 5270 b.test */
 #define RD_DOT "\x00\x00\x00\x00\x00\x00\x00"
 #define RD_PORT0 "\x00\x0a\x00\x00\x00\x00\x01" "c\x04test\x00"
 #define RD_BAD "\x00\x0a\x00\x00\x14\x95\x01" "_\x04test\x00"
+/* clang-format on */
 
 TEST(parse_set)
 {
@@ -267,7 +272,7 @@ TEST(plan)
         {SRV_SET_DECLINED, SRV_SET_EMPTY, SRV_PLAN_NOSERVICE}, /* XEP-0368: no A fallback */
         {SRV_SET_EMPTY, SRV_SET_DECLINED, SRV_PLAN_NOSERVICE},
         {SRV_SET_DECLINED, SRV_SET_DECLINED, SRV_PLAN_NOSERVICE},
-        {SRV_SET_FAILED, SRV_SET_EMPTY, SRV_PLAN_FAILED},      /* RFC 7673 §3.1: abort */
+        {SRV_SET_FAILED, SRV_SET_EMPTY, SRV_PLAN_FAILED}, /* RFC 7673 §3.1: abort */
         {SRV_SET_EMPTY, SRV_SET_FAILED, SRV_PLAN_FAILED},
         {SRV_SET_FAILED, SRV_SET_DECLINED, SRV_PLAN_FAILED},
         {SRV_SET_FAILED, SRV_SET_FAILED, SRV_PLAN_FAILED},
@@ -323,7 +328,7 @@ TEST(order_priority_then_weight)
 
     srv_order(r, ARRAY_SIZE(r), 0, scripted, &s);
     expect_order(r, want, ARRAY_SIZE(want));
-    EXPECT_EQ(2, s.next); /* one pick per choice among two or more */
+    EXPECT_EQ(2, s.next);       /* one pick per choice among two or more */
     EXPECT_EQ(41, s.bounds[0]); /* sum 40, inclusive */
     EXPECT_EQ(31, s.bounds[1]);
 }
@@ -374,9 +379,8 @@ TEST(order_prefer_direct)
 {
     /* Preferring Direct TLS splits each priority: Direct TLS records first (weighted among
      * themselves), then STARTTLS; a lower priority still wins over the preference. */
-    struct srv_rec r[] = {rec(1, 10, false, "s1"), rec(1, 10, true, "d1"),
-                          rec(0, 0, false, "s0"), rec(1, 50, true, "d2"),
-                          rec(2, 0, true, "d3")};
+    struct srv_rec r[] = {rec(1, 10, false, "s1"), rec(1, 10, true, "d1"), rec(0, 0, false, "s0"),
+                          rec(1, 50, true, "d2"), rec(2, 0, true, "d3")};
     static const uint32_t vals[] = {60, 0};
     struct script s = {vals, 2, 0, {0}};
     static const char *const want[] = {"s0", "d2", "d1", "s1", "d3"};
@@ -414,5 +418,4 @@ TEST(order_distribution)
 
 TEST_MAIN(name_text, name_text_limits, host_check, srv_parse_good, srv_parse_bad, tlsa_parse,
           parse_set, plan, order_priority_then_weight, order_weight_boundaries,
-          order_all_zero_keeps_order, order_mixes_services, order_prefer_direct,
-          order_distribution)
+          order_all_zero_keeps_order, order_mixes_services, order_prefer_direct, order_distribution)
