@@ -1,4 +1,4 @@
-/* tls.h: mbedTLS behind two opaque structs; the only module that includes mbedTLS headers.
+/* tls.h: mbedTLS sessions behind two opaque structs (verify.c, dialback.c use only X.509/hashes).
  * A session's TLS runs over memory: ciphertext comes in through tls_feed() and leaves through
  * the send callback given to tls_new(), so this module never touches sockets or the loop.
  *

@@ -44,6 +44,19 @@ mv "$tmp/ca.key" untrusted-ca.key
 mv "$tmp/example.test.crt" untrusted.example.test.crt
 mv "$tmp/example.test.key" untrusted.example.test.key
 
+# Identity edge cases for verify.c (RFC 6125 / RFC 9525, RFC 6120 §13.7.1.4):
+# a wildcard-only leaf: *.wild.test covers a.wild.test, never wild.test itself (its CN).
+SAN='DNS:*.wild.test' NAME=wildcard.wild.test "$gen" . wild.test
+# other.test named only by an SRV-ID for Direct TLS (_xmpps-server, XEP-0368).
+SAN='otherName:1.3.6.1.5.5.7.8.7;IA5STRING:_xmpps-server.other.test' NAME=srv-id.other.test \
+    "$gen" . other.test
+# other.test named only by an XmppAddr.
+SAN='otherName:1.3.6.1.5.5.7.8.5;UTF8:other.test' NAME=xmppaddr.other.test "$gen" . other.test
+# CN=other.test but no identifier that names the server other.test: an unrelated DNS-ID, the
+# client SRV-ID and a user's XmppAddr. Verifiers must refuse it (no CN fallback, RFC 9525).
+SAN='DNS:unrelated.invalid, otherName:1.3.6.1.5.5.7.8.7;IA5STRING:_xmpp-client.other.test, otherName:1.3.6.1.5.5.7.8.5;UTF8:user@other.test' \
+    NAME=near-miss.other.test "$gen" . other.test
+
 # Git keeps no permissions but the executable bit: these are throwaway test keys.
 chmod 644 ./*.key
 echo "$0: done" >&2
