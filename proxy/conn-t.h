@@ -29,6 +29,8 @@ struct side {
     int failed;          /* first hard write error (negative), or 0 */
 };
 
+struct s2s; /* s2s.h: the state of an s2s session; NULL for c2s */
+
 struct conn {
     struct conn *next, *prev;       /* in worker->conns */
     struct worker *w;               /* borrowed */
@@ -36,6 +38,7 @@ struct conn {
     const struct cfg_listener *lst; /* borrowed from snap->cfg */
     const struct cfg_domain *dom;   /* borrowed from snap->cfg; NULL until known */
     struct tls *tls;                /* owned; NULL before STARTTLS */
+    struct s2s *s2s;                /* owned; s2s-in and s2s-out only */
     uint64_t id;
     enum conn_state state;
     enum conn_end end;
@@ -46,25 +49,54 @@ struct conn {
     uv_connect_t connect_req;
     uv_shutdown_t peer_shut, back_shut;
     struct bytes back_hdr; /* the stream header for the backend, until connected */
+    const char *back_text; /* the backend address for logs (borrowed from the cfg) */
     uint64_t t_start;      /* uv_now() at accept, ms */
     bool restart;          /* backend sent SASL <success/>: both streams restart */
     bool pumping;          /* inside conn_pump_peer(): no re-entry */
     bool fail_pending;     /* a write failed; closing on the next loop turn */
     bool peer_hdr_sent;    /* a stream header went to the peer on this stream */
+    bool tls_up;           /* the TLS handshake is complete: peer bytes are records */
+    bool peer_restart;     /* s2s: the peer's stream restarts right after this element */
+    bool hold_peer;        /* s2s: parse no more peer input until the session releases it */
     char detail[160];      /* what the close line adds to the end reason (set_detail()) */
     char peer_addr[64];    /* "ip:port" for logs */
     char peer_ip[48];      /* "ip" for jabberd2's <address/> */
 };
 
 /* Called by relay_input() when a parser callback paused the feed: returns 0 to go on feeding
- * what follows, 1 to drop the rest of the input (STARTTLS command injection), or a negative
- * code to fail. Defined in conn.c. */
+ * what follows, 1 to drop the rest of the input (STARTTLS command injection), 2 to keep the
+ * rest unparsed until the session resumes it (s2s: held input), or a negative code to fail.
+ * Defined in conn.c. */
 int conn_on_pause(struct conn *c, struct side *s, size_t rest);
 
 /* libuv callbacks of conn.c that relay.c installs when reading resumes. */
 void conn_alloc_cb(uv_handle_t *h, size_t hint, uv_buf_t *buf);
 void conn_peer_read_cb(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf);
 void conn_back_read_cb(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf);
+
+/* ---- for the session kinds (s2s_in.c, s2s_out.c) ------------------------------------------ */
+
+void conn_set_state(struct conn *c, enum conn_state next);
+
+/* The close callback of every session handle: frees the session after the last one. */
+void conn_handle_closed(uv_handle_t *h);
+void conn_set_detail(struct conn *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Sends <stream:error/> (condition from cond_err) to the peer, with our header first when the
+ * peer has none from us on this stream, then closes with why and log_err. */
+void conn_fail_stream(struct conn *c, enum conn_end why, int cond_err, int log_err);
+
+/* Opens the plaintext loopback stream to addr; conn.c calls the kind's connected hook. */
+void conn_start_backend(struct conn *c, const struct sockaddr *addr, const char *text);
+
+/* Starts the TLS handshake on the peer side with t (owned from now on). */
+void conn_start_tls(struct conn *c, struct tls *t);
+
+/* The send callback for TLS on the peer side. */
+int conn_tls_send_cb(void *arg, const void *data, size_t len);
+
+/* Releases held peer input (c->hold_peer was cleared): parses what is buffered, then reads on. */
+void conn_resume_peer(struct conn *c);
 
 /* Decrypts and relays what TLS holds for the peer; called when peer input may flow again. */
 void conn_pump_peer(struct conn *c);

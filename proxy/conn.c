@@ -1,6 +1,8 @@
-/* conn.c: inbound c2s sessions, from accept to the last close callback (state diagram in
- * conn.h). The proxy answers the pre-TLS stream itself (RFC 6120 §5, RFC 7590), runs TLS, and
- * only then opens the plaintext loopback stream to the backend; relay.c moves the bytes. */
+/* conn.c: sessions from accept to the last close callback (state diagrams in conn.h): the
+ * sockets, TLS plumbing and the one close path for every kind, and the whole c2s-in protocol.
+ * The proxy answers the pre-TLS stream itself (RFC 6120 §5, RFC 7590), runs TLS, and only then
+ * opens the plaintext loopback stream to the backend; relay.c moves the bytes. s2s_in.c and
+ * s2s_out.c take over where the kinds differ. */
 #include "conn.h"
 
 #include <errno.h>
@@ -15,6 +17,7 @@
 #include "err.h"
 #include "features.h"
 #include "relay.h"
+#include "s2s.h"
 #include "snap.h"
 #include "tls.h"
 #include "worker.h"
@@ -24,7 +27,9 @@
 #define LINGER_MS 2000 /* how long a closing session may take to flush and see the peer's FIN */
 
 static const char *const state_names[] = {
-    "NEW", "PLAIN_STREAM", "TLS_HANDSHAKE", "PEER_STREAM", "BACKEND_CONNECT", "RELAY", "CLOSING",
+    "NEW",         "PLAIN_STREAM", "TLS_HANDSHAKE",   "PEER_STREAM", "S2S_AUTH",
+    "BACKEND_CONNECT", "S2S_DIALBACK", "OUT_BACKEND", "OUT_RESOLVE", "OUT_CONNECT",
+    "OUT_STREAM",  "OUT_AUTH",     "RELAY",           "CLOSING",
 };
 
 #define XX(name, token) token,
@@ -70,7 +75,7 @@ void conn_log(const struct conn *c, enum log_level level, const char *fmt, ...)
 
 /* Says what conn_close()'s line should add to the end reason: every session ends with one log
  * line, so the code that finds the cause records it here instead of logging it. */
-__attribute__((format(printf, 2, 3))) static void set_detail(struct conn *c, const char *fmt, ...)
+void conn_set_detail(struct conn *c, const char *fmt, ...)
 {
     va_list ap;
 
@@ -79,9 +84,12 @@ __attribute__((format(printf, 2, 3))) static void set_detail(struct conn *c, con
     va_end(ap);
 }
 
-static void set_state(struct conn *c, enum conn_state next)
+void conn_set_state(struct conn *c, enum conn_state next)
 {
-    XTP_ASSERT(next > c->state);
+    /* Forward only; s2s-out may go back to OUT_CONNECT to try the next remote address. */
+    XTP_ASSERT(next > c->state ||
+               (c->lst->kind == CFG_KIND_S2S_OUT && next == CONN_OUT_CONNECT &&
+                c->state > CONN_OUT_CONNECT && c->state < CONN_RELAY));
     conn_log(c, LOG_DEBUG, "-> %s", conn_state_name(next));
     c->state = next;
 }
@@ -93,7 +101,7 @@ static const char *content_ns(const struct conn *c)
 
 /* ---- closing: one way out ---------------------------------------------------------------- */
 
-static void closed_cb(uv_handle_t *h)
+void conn_handle_closed(uv_handle_t *h)
 {
     struct conn *c = h->data;
 
@@ -106,6 +114,7 @@ static void closed_cb(uv_handle_t *h)
     if (c->next)
         c->next->prev = c->prev;
     c->w->live--;
+    free(c->s2s);
     tls_free(c->tls);
     xmpp_in_free(c->peer.xin);
     xmpp_in_free(c->back.xin);
@@ -119,12 +128,12 @@ static void closed_cb(uv_handle_t *h)
 static void close_handle(struct conn *c, uv_handle_t *h)
 {
     if (h->data == c && !uv_is_closing(h))
-        uv_close(h, closed_cb);
+        uv_close(h, conn_handle_closed);
     /* The timer outlives the sockets only to bound the linger. */
     if ((c->peer.tcp.data != c || uv_is_closing((uv_handle_t *)&c->peer.tcp)) &&
         (c->back.tcp.data != c || uv_is_closing((uv_handle_t *)&c->back.tcp)) &&
         !uv_is_closing((uv_handle_t *)&c->timer))
-        uv_close((uv_handle_t *)&c->timer, closed_cb);
+        uv_close((uv_handle_t *)&c->timer, conn_handle_closed);
 }
 
 static void linger_cb(uv_timer_t *t)
@@ -166,6 +175,8 @@ void conn_close(struct conn *c, enum conn_end why, int err)
 
     if (prev == CONN_CLOSING)
         return;
+    if (c->s2s != NULL)
+        s2s_close(c);
     c->end = why;
     c->end_err = err;
     c->state = CONN_CLOSING;
@@ -178,30 +189,34 @@ void conn_close(struct conn *c, enum conn_end why, int err)
              why == CONN_END_NOMEM                                                 ? LOG_ERROR
              : why >= CONN_END_BACKEND_CONNECT && why <= CONN_END_BACKEND_PROTOCOL ? LOG_WARN
                                                                                    : LOG_INFO,
-             "close reason=%s%s%s%s%s from=%s domain=%s tls=%s cipher=%s bytes_in=%llu "
+             "close reason=%s%s%s%s%s from=%s domain=%s%s%s%s%s tls=%s cipher=%s bytes_in=%llu "
              "bytes_out=%llu duration_ms=%llu",
              conn_end_str(why), errtext, *c->detail ? " detail=\"" : "", c->detail,
              *c->detail ? "\"" : "", conn_state_name(prev), c->dom ? c->dom->name : "-",
+             c->s2s && c->s2s->remote[0] ? " remote=" : "", c->s2s ? c->s2s->remote : "",
+             c->s2s ? " auth=" : "", c->s2s ? s2s_auth_name(c->s2s->auth) : "",
              c->tls ? tls_version(c->tls) : "none", c->tls ? tls_cipher(c->tls) : "none",
              (unsigned long long)c->peer.rx, (unsigned long long)c->peer.tx,
              (unsigned long long)ms);
 
     /* RFC 8446 §6.1: say goodbye properly so the peer can tell truncation from the end. */
-    if (c->tls != NULL && prev > CONN_TLS_HANDSHAKE && !c->peer.failed)
+    if (c->tls != NULL && c->tls_up && !c->peer.failed)
         tls_close_notify(c->tls);
 
     uv_timer_stop(&c->timer);
     uv_timer_start(&c->timer, linger_cb, LINGER_MS, 0);
 
-    if (c->peer.reading)
-        uv_read_stop((uv_stream_t *)&c->peer.tcp);
-    c->peer.reading = false;
-    c->peer.shut = true;
-    if (c->peer.failed ||
-        uv_shutdown(&c->peer_shut, (uv_stream_t *)&c->peer.tcp, peer_shut_cb) != 0 ||
-        (!c->peer.eof &&
-         uv_read_start((uv_stream_t *)&c->peer.tcp, conn_alloc_cb, drain_read_cb) != 0))
-        close_handle(c, (uv_handle_t *)&c->peer.tcp);
+    if (c->peer.tcp.data == c) {
+        if (c->peer.reading)
+            uv_read_stop((uv_stream_t *)&c->peer.tcp);
+        c->peer.reading = false;
+        c->peer.shut = true;
+        if (!c->peer.connected || c->peer.failed ||
+            uv_shutdown(&c->peer_shut, (uv_stream_t *)&c->peer.tcp, peer_shut_cb) != 0 ||
+            (!c->peer.eof &&
+             uv_read_start((uv_stream_t *)&c->peer.tcp, conn_alloc_cb, drain_read_cb) != 0))
+            close_handle(c, (uv_handle_t *)&c->peer.tcp);
+    }
 
     if (c->back.tcp.data == c) {
         if (c->back.reading)
@@ -217,14 +232,20 @@ void conn_close(struct conn *c, enum conn_end why, int err)
 /* Sends <stream:error/> to the peer, preceded by our own stream header when the peer has none
  * on this stream (RFC 6120 §4.9.1.2), then closes. cond_err picks the condition, log_err is
  * what the close line reports. Only in states where the peer speaks XML with us. */
-static void fail_stream2(struct conn *c, enum conn_end why, int cond_err, int log_err)
+void conn_fail_stream(struct conn *c, enum conn_end why, int cond_err, int log_err)
 {
     struct bytes out = BYTES_INIT;
     char id[32];
 
     if (c->state == CONN_CLOSING)
         return;
-    if (c->state != CONN_TLS_HANDSHAKE && c->state != CONN_NEW) {
+    /* s2s-out: the backend hears why its stream ends, in the terms of its own stream. */
+    if (c->lst->kind == CFG_KIND_S2S_OUT && c->s2s != NULL && c->s2s->back_answered &&
+        xmpp_out_error(&out, xmpp_out_condition(cond_err), NULL) == 0)
+        relay_to_backend(c, bytes_data(&out), bytes_len(&out));
+    bytes_cleanup(&out);
+    /* The peer speaks XML with us: the stream is plaintext or its TLS is up. */
+    if (c->state != CONN_NEW && c->peer.connected && (c->tls == NULL || c->tls_up)) {
         if (!c->peer_hdr_sent && xmpp_out_stream_id(id, sizeof(id)) == 0)
             xmpp_out_header(&out, content_ns(c), c->dom ? c->dom->name : NULL, NULL, id, "1.0",
                             NULL);
@@ -237,7 +258,7 @@ static void fail_stream2(struct conn *c, enum conn_end why, int cond_err, int lo
 
 static void fail_stream(struct conn *c, enum conn_end why, int err)
 {
-    fail_stream2(c, why, err, err);
+    conn_fail_stream(c, why, err, err);
 }
 
 static void fail_later_cb(uv_timer_t *t)
@@ -263,12 +284,8 @@ void conn_fail_later(struct conn *c, struct side *s, int err)
 
 void conn_close_all(struct worker *w)
 {
-    for (struct conn *c = w->conns; c != NULL; c = c->next) {
-        if (c->state == CONN_PLAIN_STREAM || c->state >= CONN_PEER_STREAM)
-            fail_stream(c, CONN_END_SHUTDOWN, XTP_ESHUTDOWN);
-        else
-            conn_close(c, CONN_END_SHUTDOWN, XTP_ESHUTDOWN);
-    }
+    for (struct conn *c = w->conns; c != NULL; c = c->next)
+        fail_stream(c, CONN_END_SHUTDOWN, XTP_ESHUTDOWN);
 }
 
 /* ---- stream headers (RFC 6120 §4.7, §4.9.3) ------------------------------------------------ */
@@ -295,7 +312,7 @@ static int check_header(const struct conn *c, const struct xmpp_hdr *h,
 
 /* ---- TLS --------------------------------------------------------------------------------- */
 
-static int tls_send_cb(void *arg, const void *data, size_t len)
+int conn_tls_send_cb(void *arg, const void *data, size_t len)
 {
     struct conn *c = arg;
 
@@ -319,7 +336,12 @@ static void handshake_step(struct conn *c)
     if (rc == -EAGAIN)
         return;
     if (rc < 0) {
-        conn_close(c, CONN_END_TLS, rc);
+        conn_close(c, c->lst->kind == CFG_KIND_S2S_OUT ? CONN_END_REMOTE : CONN_END_TLS, rc);
+        return;
+    }
+    c->tls_up = true;
+    if (c->lst->kind == CFG_KIND_S2S_OUT) {
+        s2s_out_tls_done(c);
         return;
     }
     /* RFC 6120 §5.4.3.3: a fresh stream starts over TLS; nothing from before survives. */
@@ -330,7 +352,7 @@ static void handshake_step(struct conn *c)
     }
     c->peer.fwd = xmpp_in_offset(c->peer.xin);
     c->peer_hdr_sent = false;
-    set_state(c, CONN_PEER_STREAM);
+    conn_set_state(c, CONN_PEER_STREAM);
     conn_log(c, LOG_DEBUG, "TLS established: %s %s resumed=%s sni=%s alpn=%s", tls_version(c->tls),
              tls_cipher(c->tls), tls_resumed(c->tls) ? "yes" : "no",
              tls_sni(c->tls) ? tls_sni(c->tls) : "-", tls_alpn(c->tls) ? tls_alpn(c->tls) : "-");
@@ -343,7 +365,7 @@ void conn_pump_peer(struct conn *c)
     if (c->pumping)
         return;
     c->pumping = true;
-    while ((c->state == CONN_PEER_STREAM || c->state == CONN_RELAY) && !relay_peer_blocked(c)) {
+    while (c->tls_up && c->state != CONN_CLOSING && !relay_peer_blocked(c)) {
         n = tls_read(c->tls, c->w->pbuf, sizeof(c->w->pbuf));
         if (n == -EAGAIN)
             break;
@@ -390,26 +412,27 @@ void conn_peer_read_cb(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
         return;
     }
     c->peer.rx += (uint64_t)nread;
-    switch (c->state) {
-    case CONN_PLAIN_STREAM:
+    if (c->state == CONN_CLOSING)
+        return;
+    if (c->tls == NULL) { /* before STARTTLS (or a plaintext s2s-out stream) */
         err = relay_input(c, &c->peer, (const uint8_t *)buf->base, (size_t)nread);
         if (err < 0)
             peer_input_failed(c, err);
-        break;
-    case CONN_TLS_HANDSHAKE:
-    case CONN_PEER_STREAM:
-    case CONN_BACKEND_CONNECT:
-    case CONN_RELAY:
-        tls_feed(c->tls, buf->base, (size_t)nread);
-        if (c->state == CONN_TLS_HANDSHAKE)
-            handshake_step(c);
-        conn_pump_peer(c);
-        if (tls_feed_end(c->tls) != 0)
-            conn_close(c, CONN_END_NOMEM, -ENOMEM);
-        break;
-    default:
-        break;
+        return;
     }
+    tls_feed(c->tls, buf->base, (size_t)nread);
+    if (!c->tls_up)
+        handshake_step(c);
+    conn_pump_peer(c);
+    /* The session may have ended inside; c->tls lives until the last close callback. */
+    if (tls_feed_end(c->tls) != 0)
+        conn_close(c, CONN_END_NOMEM, -ENOMEM);
+}
+
+void conn_start_tls(struct conn *c, struct tls *t)
+{
+    c->tls = t;
+    handshake_step(c); /* a client speaks first */
 }
 
 void conn_back_read_cb(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
@@ -425,14 +448,14 @@ void conn_back_read_cb(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
         else if (nread == UV_EOF)
             fail_stream(c, CONN_END_BACKEND_EOF, XTP_EBACKEND); /* jabberd2 died or closed */
         else
-            fail_stream2(c, CONN_END_BACKEND_IO, XTP_EBACKEND, (int)nread);
+            conn_fail_stream(c, CONN_END_BACKEND_IO, XTP_EBACKEND, (int)nread);
         return;
     }
     c->back.rx += (uint64_t)nread;
     err = relay_input(c, &c->back, (const uint8_t *)buf->base, (size_t)nread);
     if (err < 0 && c->state != CONN_CLOSING) {
-        set_detail(c, "the backend sent what we cannot relay");
-        fail_stream2(c, err == -ENOMEM ? CONN_END_NOMEM : CONN_END_BACKEND_PROTOCOL,
+        conn_set_detail(c, "the backend sent what we cannot relay");
+        conn_fail_stream(c, err == -ENOMEM ? CONN_END_NOMEM : CONN_END_BACKEND_PROTOCOL,
                      -ENOMEM == err ? err : XTP_EBACKEND, err);
         return;
     }
@@ -449,19 +472,24 @@ static void connect_cb(uv_connect_t *req, int status)
     if (status == UV_ECANCELED || c->state == CONN_CLOSING)
         return;
     if (status < 0) {
-        set_detail(c, "backend %s", c->dom->backend_c2s.text);
-        fail_stream2(c, CONN_END_BACKEND_CONNECT, XTP_EBACKEND, status);
+        conn_set_detail(c, "backend %s", c->back_text);
+        conn_fail_stream(c, CONN_END_BACKEND_CONNECT, XTP_EBACKEND, status);
         return;
     }
     c->back.connected = true;
     uv_tcp_nodelay(&c->back.tcp, 1);
+    if (c->lst->kind == CFG_KIND_S2S) {
+        uv_timer_stop(&c->timer);
+        s2s_in_backend_connected(c);
+        return;
+    }
     c->back.xin = xmpp_in_new(&back_ops, c, c->snap->cfg->max_stanza, features_name);
     if (c->back.xin == NULL) {
         conn_close(c, CONN_END_NOMEM, -ENOMEM);
         return;
     }
     uv_timer_stop(&c->timer);
-    set_state(c, CONN_RELAY);
+    conn_set_state(c, CONN_RELAY);
     relay_to_backend(c, bytes_data(&c->back_hdr), bytes_len(&c->back_hdr));
     bytes_cleanup(&c->back_hdr);
     conn_log(c, LOG_INFO, "open domain=%s tls=%s cipher=%s resumed=%s sni=%s alpn=%s backend=%s",
@@ -479,24 +507,24 @@ static void connect_cb(uv_connect_t *req, int status)
     conn_pump_peer(c);
 }
 
-static void start_backend(struct conn *c)
+void conn_start_backend(struct conn *c, const struct sockaddr *addr, const char *text)
 {
     int r;
 
-    set_state(c, CONN_BACKEND_CONNECT);
+    c->back_text = text;
+    conn_set_state(c, CONN_BACKEND_CONNECT);
     relay_update_reading(c); /* peer input waits until the backend stream is open */
     r = uv_tcp_init(c->w->loop, &c->back.tcp);
     if (r < 0) {
-        fail_stream2(c, CONN_END_BACKEND_CONNECT, XTP_EBACKEND, r);
+        conn_fail_stream(c, CONN_END_BACKEND_CONNECT, XTP_EBACKEND, r);
         return;
     }
     c->back.tcp.data = c;
     c->live_handles++;
-    r = uv_tcp_connect(&c->connect_req, &c->back.tcp,
-                       (const struct sockaddr *)&c->dom->backend_c2s.ss, connect_cb);
+    r = uv_tcp_connect(&c->connect_req, &c->back.tcp, addr, connect_cb);
     if (r < 0) {
-        set_detail(c, "backend %s", c->dom->backend_c2s.text);
-        fail_stream2(c, CONN_END_BACKEND_CONNECT, XTP_EBACKEND, r);
+        conn_set_detail(c, "backend %s", text);
+        conn_fail_stream(c, CONN_END_BACKEND_CONNECT, XTP_EBACKEND, r);
     }
 }
 
@@ -543,6 +571,8 @@ static int peer_stream_open(void *arg, const struct xmpp_hdr *h)
     }
     c->dom = dom;
     relay_skip(&c->peer, h->end); /* the backend gets a header we write, not the peer's bytes */
+    if (c->lst->kind == CFG_KIND_S2S)
+        return s2s_in_stream_open(c, h);
     if (xmpp_out_header(&out, content_ns(c), h->from, dom->name, NULL, h->version, h->lang) != 0) {
         bytes_cleanup(&out);
         conn_close(c, CONN_END_NOMEM, -ENOMEM);
@@ -551,7 +581,8 @@ static int peer_stream_open(void *arg, const struct xmpp_hdr *h)
     if (c->state == CONN_PEER_STREAM) {
         bytes_cleanup(&c->back_hdr);
         c->back_hdr = out;
-        start_backend(c);
+        conn_start_backend(c, (const struct sockaddr *)&dom->backend_c2s.ss,
+                           dom->backend_c2s.text);
         return c->state == CONN_CLOSING ? -ECANCELED : 0;
     }
     relay_to_backend(c, bytes_data(&out), bytes_len(&out));
@@ -568,7 +599,7 @@ static int peer_element(void *arg, const struct xmpp_elem *e)
     case CONN_PLAIN_STREAM:
         /* RFC 6120 §5.3.1: with TLS required, nothing but <starttls/> is acceptable. */
         if (strcmp(e->name, XMPP_NS_TLS "|starttls") != 0) {
-            set_detail(c, "<%s> before TLS", e->name);
+            conn_set_detail(c, "<%s> before TLS", e->name);
             fail_stream(c, CONN_END_PEER_PROTOCOL, XTP_EPOLICY);
             return -ECANCELED;
         }
@@ -579,22 +610,27 @@ static int peer_element(void *arg, const struct xmpp_elem *e)
         }
         relay_to_peer(c, bytes_data(&out), bytes_len(&out));
         bytes_cleanup(&out);
-        c->tls = tls_new(c->snap->tls, TLS_ROLE_C2S, c->dom->name, tls_send_cb, c);
+        c->tls = tls_new(c->snap->tls, TLS_ROLE_C2S, c->dom->name, conn_tls_send_cb, c);
         if (c->tls == NULL) {
             conn_close(c, CONN_END_NOMEM, -ENOMEM);
             return -ECANCELED;
         }
-        set_state(c, CONN_TLS_HANDSHAKE);
+        conn_set_state(c, CONN_TLS_HANDSHAKE);
         /* Stop here: whatever follows <starttls/> in this read is dropped unparsed
          * (STARTTLS command injection, CVE-2011-0411); see conn_on_pause(). */
         return XMPP_IN_PAUSE;
+    case CONN_S2S_AUTH:
+    case CONN_S2S_DIALBACK:
+        return s2s_in_peer_element(c, e);
     case CONN_BACKEND_CONNECT:
     case CONN_RELAY:
+        if (c->lst->kind == CFG_KIND_S2S)
+            return s2s_in_peer_element(c, e);
         /* We stripped both from the backend's features; a second TLS layer or compression
          * (XEP-0138) negotiated behind our back would blind the proxy. */
         if (strcmp(e->name, XMPP_NS_TLS "|starttls") == 0 ||
             strcmp(e->name, "http://jabber.org/protocol/compress|compress") == 0) {
-            set_detail(c, "<%s> over TLS", e->name);
+            conn_set_detail(c, "<%s> over TLS", e->name);
             fail_stream(c, CONN_END_PEER_PROTOCOL, XTP_EPOLICY);
             return -ECANCELED;
         }
@@ -619,8 +655,45 @@ static int peer_stream_close(void *arg, uint64_t end)
     return -ECANCELED;
 }
 
+void conn_resume_peer(struct conn *c)
+{
+    int err;
+
+    if (c->state == CONN_CLOSING || c->hold_peer)
+        return;
+    err = relay_input(c, &c->peer, NULL, 0);
+    if (err < 0) {
+        peer_input_failed(c, err);
+        return;
+    }
+    relay_update_reading(c);
+    if (c->tls_up)
+        conn_pump_peer(c);
+}
+
 int conn_on_pause(struct conn *c, struct side *s, size_t rest)
 {
+    if (s == &c->peer && c->peer_restart) {
+        /* s2s: RFC 6120 §6.4.6, the stream restarts at this exact byte. */
+        c->peer_restart = false;
+        c->peer_hdr_sent = false;
+        if (xmpp_in_reset(c->peer.xin) != 0)
+            return -ENOMEM;
+        return c->hold_peer ? 2 : 0;
+    }
+    if (s == &c->peer && c->hold_peer)
+        return 2;
+    /* s2s-out: <proceed/> started TLS, or this attempt failed and another one follows: what
+     * the remote sent after it is not looked at (STARTTLS command injection, CVE-2011-0411). */
+    if (s == &c->peer && c->lst->kind == CFG_KIND_S2S_OUT &&
+        ((c->tls != NULL && !c->tls_up) || c->state == CONN_OUT_CONNECT))
+        return 1;
+    if (s == &c->back && c->lst->kind != CFG_KIND_C2S) {
+        /* s2s: the backend's answer may release the peer's held input. */
+        if (!c->hold_peer && c->lst->kind == CFG_KIND_S2S)
+            conn_resume_peer(c);
+        return c->state == CONN_CLOSING ? -ECANCELED : 0;
+    }
     if (s == &c->peer && c->state == CONN_TLS_HANDSHAKE) {
         if (rest > 0)
             conn_log(c, LOG_WARN,
@@ -632,7 +705,7 @@ int conn_on_pause(struct conn *c, struct side *s, size_t rest)
         /* RFC 6120 §6.4.6: after <success/> both sides start new streams at this exact
          * byte. The peer must not have sent part of anything since its last element. */
         if (bytes_len(&c->peer.in) > 0 || xmpp_in_offset(c->peer.xin) != c->peer.fwd) {
-            set_detail(c, "data across the SASL stream restart");
+            conn_set_detail(c, "data across the SASL stream restart");
             fail_stream(c, CONN_END_PEER_PROTOCOL, XTP_EPOLICY);
             return -ECANCELED;
         }
@@ -696,10 +769,10 @@ static void timeout_cb(uv_timer_t *t)
 {
     struct conn *c = t->data;
 
-    set_detail(c, "limits.handshake_timeout=%llums",
+    conn_set_detail(c, "limits.handshake_timeout=%llums",
                (unsigned long long)c->snap->cfg->handshake_timeout_ms);
     if (c->state == CONN_BACKEND_CONNECT)
-        fail_stream2(c, CONN_END_BACKEND_CONNECT, XTP_EBACKEND, UV_ETIMEDOUT);
+        conn_fail_stream(c, CONN_END_BACKEND_CONNECT, XTP_EBACKEND, UV_ETIMEDOUT);
     else
         fail_stream(c, CONN_END_TIMEOUT, UV_ETIMEDOUT);
 }
@@ -733,12 +806,14 @@ void conn_accept(struct worker *w, uv_stream_t *server, const struct cfg_listene
     struct sockaddr_storage ss;
     int sslen = sizeof(ss);
     struct conn *c = calloc(1, sizeof(*c));
+    struct side *acc; /* the accepted socket: the peer, or the backend on s2s-out */
 
     if (c == NULL) {
         log_msg(LOG_ERROR, "listener=%s accept: out of memory", lst->name);
         return;
     }
-    if (uv_tcp_init(w->loop, &c->peer.tcp) != 0 || uv_timer_init(w->loop, &c->timer) != 0) {
+    acc = lst->kind == CFG_KIND_S2S_OUT ? &c->back : &c->peer;
+    if (uv_tcp_init(w->loop, &acc->tcp) != 0 || uv_timer_init(w->loop, &c->timer) != 0) {
         /* uv_tcp_init cannot fail on Linux; a failed timer init leaves nothing to close. */
         log_msg(LOG_ERROR, "listener=%s accept: cannot initialise handles", lst->name);
         free(c);
@@ -749,7 +824,8 @@ void conn_accept(struct worker *w, uv_stream_t *server, const struct cfg_listene
     c->lst = lst;
     c->id = ++w->next_id;
     c->t_start = uv_now(w->loop);
-    c->peer.tcp.data = c;
+    acc->tcp.data = c;
+    acc->connected = true;
     c->timer.data = c;
     c->live_handles = 2;
     c->next = w->conns;
@@ -759,11 +835,11 @@ void conn_accept(struct worker *w, uv_stream_t *server, const struct cfg_listene
     w->live++;
     snprintf(c->peer_addr, sizeof(c->peer_addr), "?");
 
-    if (uv_accept(server, (uv_stream_t *)&c->peer.tcp) != 0) {
+    if (uv_accept(server, (uv_stream_t *)&acc->tcp) != 0) {
         conn_close(c, CONN_END_PEER_IO, UV_ECONNABORTED);
         return;
     }
-    if (uv_tcp_getpeername(&c->peer.tcp, (struct sockaddr *)&ss, &sslen) == 0)
+    if (uv_tcp_getpeername(&acc->tcp, (struct sockaddr *)&ss, &sslen) == 0)
         addr_text(&ss, c->peer_ip, sizeof(c->peer_ip), c->peer_addr, sizeof(c->peer_addr));
 
     if (w->stopping || w->live > cfg->max_connections) {
@@ -774,14 +850,19 @@ void conn_accept(struct worker *w, uv_stream_t *server, const struct cfg_listene
                     lst->name, w->stopping ? "shutting down" : "at the limit",
                     cfg->max_connections);
         }
-        c->peer.failed = XTP_ELIMIT; /* no flush: just close */
+        acc->failed = XTP_ELIMIT; /* no flush: just close */
         c->state = CONN_CLOSING;
         c->end = w->stopping ? CONN_END_SHUTDOWN : CONN_END_LIMIT;
-        close_handle(c, (uv_handle_t *)&c->peer.tcp);
+        close_handle(c, (uv_handle_t *)&acc->tcp);
         return;
     }
 
-    uv_tcp_nodelay(&c->peer.tcp, 1);
+    uv_tcp_nodelay(&acc->tcp, 1);
+    if (lst->kind == CFG_KIND_S2S_OUT) {
+        conn_log(c, LOG_DEBUG, "accepted from the backend");
+        s2s_out_start(c);
+        return;
+    }
     c->peer.xin = xmpp_in_new(&peer_ops, c, cfg->max_stanza, NULL);
     if (c->peer.xin == NULL) {
         conn_close(c, CONN_END_NOMEM, -ENOMEM);
@@ -789,14 +870,14 @@ void conn_accept(struct worker *w, uv_stream_t *server, const struct cfg_listene
     }
     conn_log(c, LOG_DEBUG, "accepted");
     if (lst->tls == CFG_TLS_DIRECT) {
-        c->tls = tls_new(c->snap->tls, TLS_ROLE_C2S, NULL, tls_send_cb, c);
+        c->tls = tls_new(c->snap->tls, TLS_ROLE_C2S, NULL, conn_tls_send_cb, c);
         if (c->tls == NULL) {
             conn_close(c, CONN_END_NOMEM, -ENOMEM);
             return;
         }
-        set_state(c, CONN_TLS_HANDSHAKE);
+        conn_set_state(c, CONN_TLS_HANDSHAKE);
     } else {
-        set_state(c, CONN_PLAIN_STREAM);
+        conn_set_state(c, CONN_PLAIN_STREAM);
     }
     uv_timer_start(&c->timer, timeout_cb, cfg->handshake_timeout_ms, 0);
     relay_update_reading(c);

@@ -1,4 +1,6 @@
-/* conn.h: inbound sessions (c2s-in; s2s-in later), from accept to the last close callback.
+/* conn.h: sessions, from accept to the last close callback: c2s-in and s2s-in (this file and
+ * s2s_in.c), s2s-out (s2s_out.c). conn.c owns the sockets, TLS plumbing and the one close path;
+ * the kinds differ after the post-TLS stream header (inbound) or from the start (s2s-out).
  *
  *  c2s-in session (RFC 6120 §4-§6, RFC 7590, XEP-0368):
  *    STARTTLS:   NEW -> PLAIN_STREAM -> TLS_HANDSHAKE
@@ -6,8 +8,20 @@
  *    then:       TLS_HANDSHAKE -> PEER_STREAM -> BACKEND_CONNECT -> RELAY
  *    any state --(error | timeout | EOF)--> CLOSING --(last close callback)--> freed
  *
+ *  s2s-in session (RFC 6120, XEP-0178, XEP-0220, design.md §2):
+ *    as c2s-in up to PEER_STREAM, then
+ *    PEER_STREAM -> S2S_AUTH -> BACKEND_CONNECT -> S2S_DIALBACK -> RELAY
+ *    (S2S_AUTH: SASL EXTERNAL or dialback with the remote; S2S_DIALBACK: the backend checks
+ *    the key the proxy gave it, calling back through s2s-out)
+ *
+ *  s2s-out session (the backend's outbound stream; the "peer" side is the remote server):
+ *    NEW -> OUT_BACKEND -> OUT_RESOLVE -> OUT_CONNECT -> OUT_STREAM -> OUT_AUTH -> RELAY
+ *    (OUT_STREAM covers STARTTLS and the TLS handshake; Direct TLS starts the handshake at
+ *    once; OUT_AUTH is SASL EXTERNAL or dialback over TLS)
+ *
  * The proxy answers the pre-TLS stream itself and offers only <starttls><required/>; the
- * backend is contacted only after TLS and a valid post-TLS stream header. */
+ * backend is contacted only after TLS, a valid post-TLS stream header and, for s2s, an
+ * authenticated remote domain. */
 #ifndef XTP_CONN_H
 #define XTP_CONN_H
 
@@ -25,7 +39,14 @@ enum conn_state {
     CONN_PLAIN_STREAM,    /* pre-TLS stream: we offer <starttls><required/></starttls> */
     CONN_TLS_HANDSHAKE,   /* every byte after <starttls/> was discarded */
     CONN_PEER_STREAM,     /* waiting for the peer's stream header over TLS */
+    CONN_S2S_AUTH,        /* s2s-in: the remote proves its domain (SASL EXTERNAL, dialback) */
     CONN_BACKEND_CONNECT, /* plaintext connect to the backend; peer input is held */
+    CONN_S2S_DIALBACK,    /* s2s-in: the backend verifies our key; peer input is held */
+    CONN_OUT_BACKEND,     /* s2s-out: the backend's stream is open; waiting for <db:result> */
+    CONN_OUT_RESOLVE,     /* s2s-out: DNS (or resolve.static) for the remote domain */
+    CONN_OUT_CONNECT,     /* s2s-out: TCP connect to one candidate address */
+    CONN_OUT_STREAM,      /* s2s-out: stream with the remote up to and through TLS */
+    CONN_OUT_AUTH,        /* s2s-out: over TLS: SASL EXTERNAL or dialback */
     CONN_RELAY,           /* bytes flow both ways; only <stream:features> is rewritten */
     CONN_CLOSING,
 };
@@ -43,6 +64,8 @@ enum conn_state {
     XX(BACKEND_IO, "backend-io-error")                                                             \
     XX(BACKEND_PROTOCOL, "backend-protocol") /* backend sent what we cannot relay */               \
     XX(LIMIT, "limit")                       /* refused: limits.max_connections */                 \
+    XX(AUTH, "not-authenticated")            /* s2s: the remote domain failed authentication */    \
+    XX(REMOTE, "remote-failed")              /* s2s-out: DNS, connect, TLS or stream to remote */  \
     XX(SHUTDOWN, "shutdown")                                                                       \
     XX(NOMEM, "no-memory")
 

@@ -8,8 +8,11 @@
 #include <uv.h>
 #include <yaml.h>
 
+#include "certmem.h"
 #include "cfg.h"
 #include "conn.h"
+#include "dialback.h"
+#include "dns.h"
 #include "err.h"
 #include "listener.h"
 #include "log.h"
@@ -37,6 +40,7 @@ struct main_ctx {
     struct worker *w;
     uv_signal_t sigint, sigterm;
     int signals;
+    struct dialback dialback; /* s2s: the XEP-0185 secret */
 };
 
 static void stop_worker(struct worker *w)
@@ -45,7 +49,59 @@ static void stop_worker(struct worker *w)
     for (size_t i = 0; i < w->nlsn; i++)
         listener_stop(w->lsn[i]);
     w->nlsn = 0;
-    conn_close_all(w);
+    conn_close_all(w); /* cancels the sessions' lookups before the resolver goes */
+    dns_close(w->dns, NULL, NULL);
+    w->dns = NULL;
+}
+
+/* The s2s parts: the dialback secret and the certificate memory for both s2s kinds, the
+ * resolver for s2s-out. 0, or 1 with a message on stderr. */
+static int s2s_setup(struct main_ctx *m, const struct cfg *cfg)
+{
+    struct worker *w = m->w;
+    char err[512], fwd[8][80];
+    const char *fwdp[9] = {0};
+    struct dns_opts o = {0};
+
+    if (!cfg_has_kind(cfg, CFG_KIND_S2S) && !cfg_has_kind(cfg, CFG_KIND_S2S_OUT))
+        return 0;
+    if (dialback_load(&m->dialback, cfg->dialback_secret_file, err, sizeof(err)) != 0) {
+        fprintf(stderr, "%s: s2s.dialback_secret_file: %s\n", cfg->path, err);
+        return 1;
+    }
+    w->dialback = &m->dialback;
+    w->certmem = certmem_open(cfg->state_file, err, sizeof(err));
+    if (w->certmem == NULL) {
+        fprintf(stderr, "%s: s2s.state_file: %s\n", cfg->path, err);
+        return 1;
+    }
+    if (!cfg_has_kind(cfg, CFG_KIND_S2S_OUT))
+        return 0;
+    /* resolve.nameservers "ip:port" becomes libunbound's "ip@port". */
+    for (size_t i = 0; i < cfg->nnameservers && i < 8; i++) {
+        const struct sockaddr_storage *ss = &cfg->nameservers[i].ss;
+        char ip[64] = "";
+        int port;
+
+        if (ss->ss_family == AF_INET6) {
+            uv_ip6_name((const struct sockaddr_in6 *)ss, ip, sizeof(ip));
+            port = ntohs(((const struct sockaddr_in6 *)ss)->sin6_port);
+        } else {
+            uv_ip4_name((const struct sockaddr_in *)ss, ip, sizeof(ip));
+            port = ntohs(((const struct sockaddr_in *)ss)->sin_port);
+        }
+        snprintf(fwd[i], sizeof(fwd[i]), "%s@%d", ip, port);
+        fwdp[i] = fwd[i];
+    }
+    o.forwarders = cfg->nnameservers > 0 ? fwdp : NULL;
+    o.trust_anchor_file = cfg->trust_anchor_file;
+    o.timeout_ms = cfg->resolve_timeout_ms;
+    w->dns = dns_new(w->loop, &o, err, sizeof(err));
+    if (w->dns == NULL) {
+        fprintf(stderr, "%s: resolve: %s\n", cfg->path, err);
+        return 1;
+    }
+    return 0;
 }
 
 static void signal_cb(uv_signal_t *h, int signum)
@@ -78,7 +134,8 @@ static int run(struct snap *snap)
     w->loop = uv_default_loop();
     w->snap = snap;
     m.w = w;
-    for (size_t i = 0; i < cfg->nlisteners; i++) {
+    rc = s2s_setup(&m, cfg);
+    for (size_t i = 0; rc == 0 && i < cfg->nlisteners; i++) {
         if (listener_start(w, &cfg->listeners[i], &w->lsn[w->nlsn]) != 0) {
             rc = 1;
             break;
@@ -97,11 +154,18 @@ static int run(struct snap *snap)
     } else {
         for (size_t i = 0; i < w->nlsn; i++)
             listener_stop(w->lsn[i]);
+        dns_close(w->dns, NULL, NULL);
+        w->dns = NULL;
     }
     uv_run(w->loop, UV_RUN_DEFAULT);
     if (rc == 0)
         log_msg(LOG_INFO, "stopped");
     uv_loop_close(w->loop);
+    for (size_t i = 0; i < WORKER_TICKETS; i++)
+        tls_ticket_free(w->tickets[i].ticket);
+    if (w->certmem != NULL && certmem_flush(w->certmem) != 0)
+        log_msg(LOG_WARN, "cannot write s2s.state_file %s", cfg->state_file);
+    certmem_free(w->certmem);
     free(w->lsn);
     free(w);
     return rc;
@@ -146,17 +210,6 @@ int main(int argc, char **argv)
     if (cfg == NULL) {
         fprintf(stderr, "%s\n", err);
         return 1;
-    }
-    for (size_t i = 0; i < cfg->nlisteners; i++) {
-        if (cfg->listeners[i].kind != CFG_KIND_C2S) {
-            fprintf(stderr,
-                    "%s:%d: listener '%s': kind %s is not available in this version "
-                    "(c2s only)\n",
-                    path, cfg->listeners[i].line, cfg->listeners[i].name,
-                    cfg_kind_name(cfg->listeners[i].kind));
-            cfg_unref(cfg);
-            return 1;
-        }
     }
     tls = tls_server_new(cfg, err, sizeof(err));
     if (tls == NULL) {

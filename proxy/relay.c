@@ -57,6 +57,8 @@ int relay_input(struct conn *c, struct side *s, const uint8_t *data, size_t n)
         rc = conn_on_pause(c, s, s->w_len - pos);
         if (rc < 0)
             return rc;
+        if (rc == 2)
+            break; /* held: the rest waits in s->in; relay_input(c, s, NULL, 0) resumes */
         if (rc == 1) { /* the rest is dropped unparsed: not one byte of it is looked at */
             bytes_cleanup(&s->in);
             s->w = NULL;
@@ -171,7 +173,7 @@ int relay_write(struct conn *c, struct side *s, const void *data, size_t len)
 
 int relay_to_peer(struct conn *c, const void *data, size_t len)
 {
-    if (c->tls != NULL && c->state > CONN_TLS_HANDSHAKE)
+    if (c->tls != NULL && c->tls_up)
         return tls_write(c->tls, data, len);
     return relay_write(c, &c->peer, data, len);
 }
@@ -183,10 +185,15 @@ int relay_to_backend(struct conn *c, const void *data, size_t len)
 
 int relay_peer_blocked(const struct conn *c)
 {
+    if (c->hold_peer)
+        return 1;
     switch (c->state) {
     case CONN_PLAIN_STREAM:
     case CONN_TLS_HANDSHAKE:
     case CONN_PEER_STREAM:
+    case CONN_S2S_AUTH:
+    case CONN_OUT_STREAM:
+    case CONN_OUT_AUTH:
         return c->peer.wpending > RELAY_HIGH_WATER;
     case CONN_RELAY:
         return c->back.wpending > RELAY_HIGH_WATER || c->peer.wpending > RELAY_HIGH_WATER;
@@ -220,7 +227,19 @@ void relay_update_reading(struct conn *c)
     case CONN_PLAIN_STREAM:
     case CONN_TLS_HANDSHAKE:
     case CONN_PEER_STREAM:
+    case CONN_S2S_AUTH:
         peer_on = want_read(&c->peer, c->peer.reading);
+        break;
+    case CONN_S2S_DIALBACK: /* the backend's answer to our key; the remote waits */
+    case CONN_OUT_BACKEND:  /* s2s-out: the backend's dialback, before any remote */
+    case CONN_OUT_RESOLVE:
+    case CONN_OUT_CONNECT:
+        back_on = want_read(&c->peer, c->back.reading);
+        break;
+    case CONN_OUT_STREAM:
+    case CONN_OUT_AUTH:
+        peer_on = want_read(&c->peer, c->peer.reading);
+        back_on = want_read(&c->peer, c->back.reading);
         break;
     case CONN_RELAY:
         /* Peer input goes to the backend; our TLS output to the peer must drain too. */
@@ -232,7 +251,8 @@ void relay_update_reading(struct conn *c)
     }
     if (c->state == CONN_CLOSING)
         return; /* conn_close() owns the handles now */
-    set_reading(&c->peer, peer_on, conn_peer_read_cb);
+    if (c->peer.connected)
+        set_reading(&c->peer, peer_on, conn_peer_read_cb);
     if (c->back.connected)
         set_reading(&c->back, back_on, conn_back_read_cb);
 }

@@ -15,8 +15,20 @@
 #define WORKER_RBUF_SIZE (64 * 1024)       /* socket reads */
 #define WORKER_PBUF_SIZE (16 * 1024 + 256) /* one decrypted TLS record */
 
+struct certmem;
 struct conn;
+struct dialback;
+struct dns;
 struct listener;
+struct tls_ticket;
+
+#define WORKER_TICKETS 64 /* s2s-out TLS sessions kept for resumption, per loop */
+
+/* A TLS session to resume on the next s2s-out connection from local to remote. */
+struct worker_ticket {
+    char local[254], remote[254];
+    struct tls_ticket *ticket; /* owned; NULL: free slot */
+};
 
 struct worker {
     uv_loop_t *loop;       /* borrowed */
@@ -27,6 +39,11 @@ struct worker {
     unsigned live;      /* sessions not yet freed */
     uint64_t next_id;
     bool stopping; /* no new sessions */
+    struct dns *dns;                 /* owned by main: s2s-out lookups; NULL without s2s-out */
+    struct certmem *certmem;         /* borrowed, process-wide: remote certificate memory */
+    const struct dialback *dialback; /* borrowed, process-wide: the XEP-0185 secret */
+    struct worker_ticket tickets[WORKER_TICKETS];
+    unsigned ticket_next; /* the slot the next new remote takes (round robin) */
     uint8_t rbuf[WORKER_RBUF_SIZE];
     uint8_t pbuf[WORKER_PBUF_SIZE];
 };

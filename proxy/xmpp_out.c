@@ -197,27 +197,36 @@ int xmpp_out_sasl(struct bytes *out, bool success)
     return w_done(&w);
 }
 
-int xmpp_out_auth_external(struct bytes *out, const char *authzid)
+int xmpp_out_base64(const char *in, char *out, size_t cap)
 {
     static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    struct writer w = {out, bytes_len(out), 0};
-    const unsigned char *p = (const unsigned char *)authzid;
-    size_t n = strlen(authzid);
-    char quad[5] = {0};
+    const unsigned char *p = (const unsigned char *)in;
+    size_t n = strlen(in), o = 0;
 
-    /* XEP-0178 §3 step 7: the authorization identity is our domain, base64 (RFC 4648). */
-    w_raw(&w, "<auth xmlns='" XMPP_NS_SASL "' mechanism='EXTERNAL'>");
-    if (n == 0)
-        w_raw(&w, "=");
+    if (cap < (n + 2) / 3 * 4 + 1)
+        return -ENOSPC;
     for (; n > 0; p += 3, n = n > 3 ? n - 3 : 0) {
         unsigned v = (unsigned)p[0] << 16 | (n > 1 ? (unsigned)p[1] << 8 : 0) | (n > 2 ? p[2] : 0);
 
-        quad[0] = b64[v >> 18 & 63];
-        quad[1] = b64[v >> 12 & 63];
-        quad[2] = n > 1 ? b64[v >> 6 & 63] : '=';
-        quad[3] = n > 2 ? b64[v & 63] : '=';
-        w_raw(&w, quad);
+        out[o++] = b64[v >> 18 & 63];
+        out[o++] = b64[v >> 12 & 63];
+        out[o++] = n > 1 ? b64[v >> 6 & 63] : '=';
+        out[o++] = n > 2 ? b64[v & 63] : '=';
     }
+    out[o] = '\0';
+    return 0;
+}
+
+int xmpp_out_auth_external(struct bytes *out, const char *authzid)
+{
+    struct writer w = {out, bytes_len(out), 0};
+    char enc[344]; /* a domain of 253 bytes: 340 */
+
+    if (xmpp_out_base64(authzid, enc, sizeof(enc)) != 0)
+        return -EINVAL;
+    /* XEP-0178 §3 step 7: the authorization identity is our domain, base64 (RFC 4648). */
+    w_raw(&w, "<auth xmlns='" XMPP_NS_SASL "' mechanism='EXTERNAL'>");
+    w_raw(&w, enc[0] != '\0' ? enc : "=");
     w_raw(&w, "</auth>");
     return w_done(&w);
 }

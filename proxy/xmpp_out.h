@@ -43,6 +43,9 @@ int xmpp_out_sasl(struct bytes *out, bool success);
 /* <auth xmlns=sasl mechanism='EXTERNAL'>base64(authzid)</auth> ("=" for an empty one) */
 int xmpp_out_auth_external(struct bytes *out, const char *authzid);
 
+/* RFC 4648 base64 of the string in, NUL-terminated into out. 0 or -ENOSPC. */
+int xmpp_out_base64(const char *in, char *out, size_t cap);
+
 /* <starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/> */
 int xmpp_out_starttls(struct bytes *out);
 

@@ -1,0 +1,97 @@
+/* s2s.h: what s2s-in (s2s_in.c) and s2s-out (s2s_out.c) sessions keep beyond struct conn, and
+ * the hooks conn.c calls for them. The proxy is the authority for s2s on both sides
+ * (design.md §2): it authenticates every remote domain itself and answers the backend's
+ * dialback on loopback, where it is the only party the backend talks to.
+ *
+ * Dialback keys are stateless (XEP-0185, dialback.h): any <db:verify/>, from the backend on
+ * s2s-out or from a remote on s2s-in, is answered by recomputing the key, so no table is shared
+ * between sessions, threads or proxy instances. */
+#ifndef XTP_S2S_H
+#define XTP_S2S_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "xmpp_in.h"
+
+struct conn;
+struct dns_query;
+struct dns_result;
+
+#define S2S_DOMAIN_MAX 254 /* 253 + NUL */
+#define S2S_MAX_PAIRS  8   /* authenticated (local, remote) pairs per stream (piggybacking) */
+#define S2S_MAX_CANDS  16  /* remote addresses tried per s2s-out session */
+
+/* How the remote domain proved itself (also the `peer_auth` of /status). */
+enum s2s_auth {
+    S2S_AUTH_NONE = 0,
+    S2S_AUTH_PKIX,     /* certificate chain + RFC 6125 identity */
+    S2S_AUTH_DANE,     /* DNSSEC-validated TLSA (RFC 7673) */
+    S2S_AUTH_DIALBACK, /* XEP-0220, carried out by the proxy */
+};
+
+struct s2s_pair {
+    char local[S2S_DOMAIN_MAX];
+    char remote[S2S_DOMAIN_MAX];
+    enum s2s_auth how;
+    bool backend_ok; /* s2s-in: the backend said type='valid' for it */
+};
+
+struct s2s {
+    char local[S2S_DOMAIN_MAX];  /* our domain on this stream */
+    char remote[S2S_DOMAIN_MAX]; /* the remote domain of the first pair */
+    char our_id[32];             /* s2s-in: the id we gave the remote on this stream */
+    char their_id[96];           /* the id the backend (s2s-in leg) or remote (s2s-out) gave */
+    enum s2s_auth auth;          /* of the first pair */
+    int cert_err;                /* verify result of the peer certificate for `remote` */
+    char cert_why[160];
+    char cert_fp[65];
+    struct s2s_pair pairs[S2S_MAX_PAIRS];
+    size_t npairs;
+    bool sasl_done;        /* s2s-in: EXTERNAL succeeded; the next header is a restart */
+    bool pending_result;   /* s2s-in: a <db:result/> went to the backend, no answer yet */
+    bool verify_only;      /* s2s-in: only <db:verify/> so far: never opens a backend leg */
+    bool back_answered;    /* s2s-out: we answered the backend's stream header */
+    bool remote_features;  /* s2s-out: the remote's features on the current stream arrived */
+    bool starttls_sent;    /* s2s-out */
+    bool plaintext;        /* s2s-out: tls: opportunistic and the remote has no TLS */
+    bool external;         /* s2s-out: authenticating with SASL EXTERNAL */
+    bool restart_pending;  /* s2s-out: after <proceed/> or SASL <success/> */
+    bool retry_plain;      /* s2s-out: reconnect to the same address without STARTTLS */
+    bool proceed;          /* s2s-out: the remote said <proceed/>: TLS starts */
+    bool authenticated;    /* s2s-out: the remote accepted us (SASL EXTERNAL or dialback) */
+    struct dns_query *q;   /* s2s-out: lookup in flight, or NULL */
+    struct dns_result *res; /* s2s-out: candidates from DNS (owned), NULL with resolve.static */
+    size_t ncand, cur;      /* s2s-out: candidates, and the one being tried */
+    char tried[160];        /* s2s-out: what went wrong with the candidates so far */
+    uint64_t t_first_byte;  /* s2s-out: uv_now() when the backend's first byte arrived */
+};
+
+const char *s2s_auth_name(enum s2s_auth a); /* "none" | "pkix" | "dane" | "dialback" */
+
+/* ---- s2s-in (s2s_in.c) ----------------------------------------------------------------------- */
+
+/* The remote's stream header over TLS (the first, or the restart after SASL <success/>). h was
+ * checked by conn.c (namespace, `to` is ours). Returns 0 or -ECANCELED once closing. */
+int s2s_in_stream_open(struct conn *c, const struct xmpp_hdr *h);
+
+/* A complete element from the remote in S2S_AUTH, BACKEND_CONNECT, S2S_DIALBACK or RELAY.
+ * Returns 0 (forward it when relaying), XMPP_IN_PAUSE, or a negative code / -ECANCELED. */
+int s2s_in_peer_element(struct conn *c, const struct xmpp_elem *e);
+
+/* The backend leg connected: send our header; the dialback follows its header. */
+void s2s_in_backend_connected(struct conn *c);
+
+/* ---- s2s-out (s2s_out.c) --------------------------------------------------------------------- */
+
+/* A backend connection was accepted on an s2s-out listener (c->back is set up). */
+void s2s_out_start(struct conn *c);
+
+/* The TLS handshake with the remote completed (conn.c calls it from the peer read path). */
+void s2s_out_tls_done(struct conn *c);
+
+/* conn_close() is ending the session: cancel what is in flight (DNS). */
+void s2s_close(struct conn *c);
+
+#endif
