@@ -180,6 +180,11 @@ void s2s_close(struct conn *c)
     }
     dns_result_free(s->res);
     s->res = NULL;
+    if (s->verify_only && !s->reported) {
+        s->reported = true;
+        s2s_in_callback_done(c->w, s->origin, s->local, s->remote, false,
+                             c->detail[0] ? c->detail : "the callback failed");
+    }
     /* A finished TLS session to a remote: keep it so the next connection resumes. */
     if (c->lst->kind == CFG_KIND_S2S_OUT && c->tls != NULL && c->tls_up)
         s2s_out_keep_ticket(c);

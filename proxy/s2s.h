@@ -16,6 +16,7 @@
 #include "xmpp_in.h"
 
 struct conn;
+struct worker;
 struct dns_query;
 struct dns_result;
 
@@ -51,7 +52,12 @@ struct s2s {
     size_t npairs;
     bool sasl_done;        /* s2s-in: EXTERNAL succeeded; the next header is a restart */
     bool pending_result;   /* s2s-in: a <db:result/> went to the backend, no answer yet */
-    bool verify_only;      /* s2s-in: only <db:verify/> so far: never opens a backend leg */
+    bool callback;         /* s2s-in: a dialback callback for the remote is in flight */
+    bool verify_only;      /* s2s-out: a dialback callback for s2s-in, no backend at all */
+    bool reported;         /* s2s-out verify_only: the answer went to the origin session */
+    uint64_t origin;       /* s2s-out verify_only: the s2s-in session that asked */
+    char db_key[72];       /* s2s-in: the key of the pending <db:result/>; verify_only: it */
+    char db_id[40];        /* verify_only: the stream id the key is bound to */
     bool back_answered;    /* s2s-out: we answered the backend's stream header */
     bool remote_features;  /* s2s-out: the remote's features on the current stream arrived */
     bool starttls_sent;    /* s2s-out */
@@ -83,7 +89,18 @@ int s2s_in_peer_element(struct conn *c, const struct xmpp_elem *e);
 /* The backend leg connected: send our header; the dialback follows its header. */
 void s2s_in_backend_connected(struct conn *c);
 
+/* The answer of a dialback callback started for session origin (XEP-0220 §2.1.2). The session
+ * may be gone: then nothing happens. why: for the log when not valid. */
+void s2s_in_callback_done(struct worker *w, uint64_t origin, const char *local, const char *remote,
+                          bool valid, const char *why);
+
 /* ---- s2s-out (s2s_out.c) --------------------------------------------------------------------- */
+
+/* Starts a dialback callback (XEP-0220 §2.2): a TLS stream to remote's authoritative server
+ * that asks <db:verify from=local to=remote id=id>key</db:verify> and reports the answer with
+ * s2s_in_callback_done(). It has no backend; it always ends with exactly one report. */
+void s2s_out_verify(struct worker *w, uint64_t origin, const char *local, const char *remote,
+                    const char *id, const char *key);
 
 /* A backend connection was accepted on an s2s-out listener (c->back is set up). */
 void s2s_out_start(struct conn *c);

@@ -228,9 +228,27 @@ static int on_result(struct conn *c, const struct xmpp_elem *e)
         err = 0;
     else
         err = judge(c, remote, why, sizeof(why));
+    if (err != 0 && cfg_remote_verify(c->snap->cfg, remote) == CFG_VERIFY_OPTIONAL &&
+        err != XTP_EPINNED) {
+        /* XEP-0220 §2.1.2: the certificate cannot prove the domain, policy allows dialback:
+         * ask the remote's authoritative server whether it issued this key. The remote waits
+         * for our answer; its further input waits too. */
+        if (s->callback || e->text[0] == '\0' || strlen(e->text) >= sizeof(s->db_key)) {
+            conn_set_detail(c, "%s", s->callback ? "a second dialback request while one is "
+                                                   "pending"
+                                                 : "<db:result/> without a usable key");
+            return fail(c, CONN_END_PEER_PROTOCOL, XTP_EPOLICY, XTP_EPOLICY);
+        }
+        relay_skip(&c->peer, e->end);
+        s->callback = true;
+        snprintf(s->db_key, sizeof(s->db_key), "%s", e->text);
+        conn_log(c, LOG_INFO, "%s: certificate not valid (%s); s2s.verify optional: dialback "
+                 "callback", remote, why);
+        s2s_out_verify(c->w, c->id, dom->name, remote, s->our_id, s->db_key);
+        c->hold_peer = true;
+        return XMPP_IN_PAUSE;
+    }
     if (err != 0) {
-        /* Dialback would have to call the remote back; the proxy does that only where policy
-         * allows it and the certificate cannot prove the domain. */
         conn_set_detail(c, "%s: %s (s2s.verify %s for %s)", remote, why,
                         cfg_verify_name(cfg_remote_verify(c->snap->cfg, remote)), remote);
         return fail(c, CONN_END_AUTH, err, err);
@@ -240,6 +258,39 @@ static int on_result(struct conn *c, const struct xmpp_elem *e)
     if (send_peer(c, &out, rc) != 0)
         return -ENOMEM;
     return pair_authenticated(c, dom->name, remote, S2S_AUTH_PKIX);
+}
+
+void s2s_in_callback_done(struct worker *w, uint64_t origin, const char *local, const char *remote,
+                          bool valid, const char *why)
+{
+    struct conn *c = w->conns;
+    struct bytes out = BYTES_INIT;
+    struct s2s *s;
+    int rc;
+
+    while (c != NULL && c->id != origin)
+        c = c->next;
+    if (c == NULL || c->state == CONN_CLOSING || (s = c->s2s) == NULL || !s->callback)
+        return;
+    s->callback = false;
+    rc = xmpp_out_db(&out, "result", local, remote, NULL, valid ? "valid" : "invalid", NULL);
+    if (rc == 0)
+        rc = relay_to_peer(c, bytes_data(&out), bytes_len(&out));
+    bytes_cleanup(&out);
+    if (rc != 0)
+        return; /* the write failure closes the session */
+    if (!valid) {
+        conn_set_detail(c, "dialback for %s failed: %s", remote, why);
+        conn_fail_stream(c, CONN_END_AUTH, XTP_EAUTH, XTP_EAUTH);
+        return;
+    }
+    conn_log(c, LOG_INFO, "%s authenticated by dialback", remote);
+    c->hold_peer = false;
+    rc = pair_authenticated(c, local, remote, S2S_AUTH_DIALBACK);
+    if (rc < 0 && rc != -ECANCELED)
+        conn_close(c, CONN_END_NOMEM, rc);
+    else if (!c->hold_peer)
+        conn_resume_peer(c);
 }
 
 /* XEP-0220 §2.2: the remote, as receiving server of our own dialback on s2s-out, asks whether

@@ -46,6 +46,7 @@ static const struct xmpp_in_ops back_ops = {back_open, back_element, back_close}
 static const struct xmpp_in_ops remote_ops = {remote_open, remote_element, remote_close};
 
 static void connect_next(struct conn *c);
+static void start_resolve(struct conn *c);
 
 static int fail(struct conn *c, enum conn_end why, int cond_err, int log_err)
 {
@@ -96,6 +97,53 @@ void s2s_out_start(struct conn *c)
     conn_set_state(c, CONN_OUT_BACKEND);
     uv_timer_start(&c->timer, handshake_timeout_cb, c->snap->cfg->handshake_timeout_ms, 0);
     relay_update_reading(c);
+}
+
+/* Callbacks have no listener; this one names them in logs. */
+static const struct cfg_listener verify_listener = {
+    .name = (char *)"dialback-callback",
+    .kind = CFG_KIND_S2S_OUT,
+    .tls = CFG_TLS_NONE,
+};
+
+void s2s_out_verify(struct worker *w, uint64_t origin, const char *local, const char *remote,
+                    const char *id, const char *key)
+{
+    struct conn *c = calloc(1, sizeof(*c));
+    struct s2s *s = calloc(1, sizeof(*s));
+
+    if (c == NULL || s == NULL || uv_timer_init(w->loop, &c->timer) != 0) {
+        free(c);
+        free(s);
+        s2s_in_callback_done(w, origin, local, remote, false, "out of memory");
+        return;
+    }
+    c->w = w;
+    c->snap = snap_ref(w->snap);
+    c->lst = &verify_listener;
+    c->dom = cfg_domain_find(c->snap->cfg, local);
+    c->id = ++w->next_id;
+    c->t_start = uv_now(w->loop);
+    c->timer.data = c;
+    c->live_handles = 1;
+    c->next = w->conns;
+    if (w->conns)
+        w->conns->prev = c;
+    w->conns = c;
+    w->live++;
+    snprintf(c->peer_addr, sizeof(c->peer_addr), "-");
+    c->s2s = s;
+    s->verify_only = true;
+    s->origin = origin;
+    s->t_first_byte = c->t_start;
+    snprintf(s->local, sizeof(s->local), "%s", local);
+    snprintf(s->remote, sizeof(s->remote), "%s", remote);
+    snprintf(s->db_id, sizeof(s->db_id), "%s", id);
+    snprintf(s->db_key, sizeof(s->db_key), "%s", key);
+    conn_log(c, LOG_DEBUG, "dialback callback to %s for session %llu", remote,
+             (unsigned long long)origin);
+    conn_set_state(c, CONN_OUT_BACKEND);
+    start_resolve(c);
 }
 
 /* ---- resumption tickets, per loop ------------------------------------------------------------ */
@@ -183,8 +231,6 @@ static int answer_back_result(struct conn *c, const char *local, const char *rem
 
     return send_back(c, &out, xmpp_out_db(&out, "result", remote, local, NULL, type, NULL));
 }
-
-static void start_resolve(struct conn *c);
 
 /* The backend wants to send from local to remote (XEP-0220 §2.1.1): its key is dropped. */
 static int on_back_result(struct conn *c, const struct xmpp_elem *e)
@@ -669,6 +715,11 @@ static int on_features(struct conn *c, const struct xmpp_elem *e)
         s->starttls_sent = true;
         return send_remote(c, &out, xmpp_out_starttls(&out));
     }
+    if (s->verify_only) {
+        /* XEP-0220 §2.2.1: the verification request needs no authentication of our own. */
+        rc = xmpp_out_db(&out, "verify", s->local, s->remote, s->db_id, NULL, s->db_key);
+        return send_remote(c, &out, rc);
+    }
     if (s->external) /* the features after the SASL restart: we are in */
         return go_relay(c, S2S_AUTH_PKIX);
     if (offers_external(c, e)) {
@@ -743,6 +794,23 @@ static int remote_element(void *arg, const struct xmpp_elem *e)
         dialback_key(c->w->dialback, s->remote, s->local, s->their_id, key);
         return send_remote(c, &out,
                            xmpp_out_db(&out, "result", s->local, s->remote, NULL, NULL, key));
+    }
+    if (c->state == CONN_OUT_AUTH && s->verify_only &&
+        strcmp(e->name, XMPP_NS_DIALBACK "|verify") == 0) {
+        const char *id = xmpp_attr_get(e->attrs, e->nattrs, "id");
+        bool valid;
+
+        type = xmpp_attr_get(e->attrs, e->nattrs, "type");
+        valid = type != NULL && strcmp(type, "valid") == 0 && id != NULL &&
+                strcmp(id, s->db_id) == 0;
+        s->reported = true;
+        conn_set_detail(c, "%s says the key is %s", s->remote, valid ? "valid" : "not valid");
+        s2s_in_callback_done(c->w, s->origin, s->local, s->remote, valid, c->detail);
+        if (xmpp_out_close(&out) == 0)
+            relay_to_peer(c, bytes_data(&out), bytes_len(&out));
+        bytes_cleanup(&out);
+        conn_close(c, CONN_END_DONE, 0);
+        return -ECANCELED;
     }
     if (c->state == CONN_OUT_AUTH && strcmp(e->name, XMPP_NS_DIALBACK "|result") == 0) {
         type = xmpp_attr_get(e->attrs, e->nattrs, "type");
