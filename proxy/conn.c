@@ -94,6 +94,12 @@ void conn_set_state(struct conn *c, enum conn_state next)
     c->state = next;
 }
 
+/* s2s listeners ask for the peer's certificate and speak ALPN xmpp-server. */
+static enum tls_role tls_role(const struct conn *c)
+{
+    return c->lst->kind == CFG_KIND_S2S ? TLS_ROLE_S2S : TLS_ROLE_C2S;
+}
+
 static const char *content_ns(const struct conn *c)
 {
     return c->lst->kind == CFG_KIND_C2S ? XMPP_NS_CLIENT : XMPP_NS_SERVER;
@@ -610,7 +616,7 @@ static int peer_element(void *arg, const struct xmpp_elem *e)
         }
         relay_to_peer(c, bytes_data(&out), bytes_len(&out));
         bytes_cleanup(&out);
-        c->tls = tls_new(c->snap->tls, TLS_ROLE_C2S, c->dom->name, conn_tls_send_cb, c);
+        c->tls = tls_new(c->snap->tls, tls_role(c), c->dom->name, conn_tls_send_cb, c);
         if (c->tls == NULL) {
             conn_close(c, CONN_END_NOMEM, -ENOMEM);
             return -ECANCELED;
@@ -870,7 +876,7 @@ void conn_accept(struct worker *w, uv_stream_t *server, const struct cfg_listene
     }
     conn_log(c, LOG_DEBUG, "accepted");
     if (lst->tls == CFG_TLS_DIRECT) {
-        c->tls = tls_new(c->snap->tls, TLS_ROLE_C2S, NULL, conn_tls_send_cb, c);
+        c->tls = tls_new(c->snap->tls, tls_role(c), NULL, conn_tls_send_cb, c);
         if (c->tls == NULL) {
             conn_close(c, CONN_END_NOMEM, -ENOMEM);
             return;

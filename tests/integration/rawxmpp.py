@@ -8,7 +8,9 @@ Steps run in the order given on the command line:
   --wait TEXT       read until TEXT has arrived (fails if the peer closes or --timeout passes)
   --starttls        read until <proceed .../>, then the TLS handshake (SNI = --domain, the
                     certificate must chain to --ca and match --domain)
-  --tls             the TLS handshake right now (XEP-0368 Direct TLS, ALPN "xmpp-client")
+  --tls             the TLS handshake right now (XEP-0368 Direct TLS, ALPN --alpn, by
+                    default "xmpp-client")
+  (with --cert/--key, both TLS steps present that certificate: an s2s peer)
   --ready FILE      create FILE (tells a test script that the session got this far)
   --sleep SECONDS
 
@@ -126,8 +128,10 @@ class Session:
         if not self.args.ca:
             raise StepError("TLS needs --ca")
         ctx.load_verify_locations(cafile=self.args.ca)
+        if self.args.cert:  # s2s: we present a server certificate as the client
+            ctx.load_cert_chain(self.args.cert, self.args.key)
         if alpn:
-            ctx.set_alpn_protocols(["xmpp-client"])
+            ctx.set_alpn_protocols([self.args.alpn])
         self.sock.settimeout(self.args.timeout)
         try:
             self.sock = ctx.wrap_socket(self.sock, server_hostname=self.args.domain)
@@ -177,6 +181,9 @@ def main():
     p.add_argument("--ca", help="CA file for the TLS steps")
     p.add_argument("--domain", default="example.test", help="SNI and certificate name")
     p.add_argument("--timeout", type=float, default=10.0)
+    p.add_argument("--cert", help="client certificate chain (PEM) for the TLS steps (s2s)")
+    p.add_argument("--key", help="its private key (PEM)")
+    p.add_argument("--alpn", default="xmpp-client", help="ALPN protocol for --tls")
     p.add_argument("--send", dest="send", action=AppendStep, metavar="DATA")
     p.add_argument("--send-file", dest="send_file", action=AppendStep, metavar="FILE")
     p.add_argument("--wait", dest="wait", action=AppendStep, metavar="TEXT")
