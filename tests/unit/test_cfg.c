@@ -1090,7 +1090,9 @@ TEST(example_config)
     EXPECT_MSG(c != NULL, "%s", err);
     if (c != NULL) {
         EXPECT_EQ(2, c->ndomains);
-        EXPECT_EQ(2, c->nlisteners); /* the s2s ones are commented out until s2s exists */
+        EXPECT_EQ(5, c->nlisteners);
+        EXPECT_EQ(CFG_KIND_S2S_OUT, c->listeners[4].kind);
+        EXPECT_EQ(CFG_VERIFY_OPTIONAL, cfg_remote_verify(c, "legacy.example"));
         EXPECT_STR("example.test", c->domains[0].name);
         EXPECT_STR(tmp_path("certs/example.test/privkey.pem"), c->domains[0].key);
         EXPECT_STR(c->domains[1].cert, c->domains[1].key);
