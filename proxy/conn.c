@@ -667,7 +667,9 @@ void conn_resume_peer(struct conn *c)
 
     if (c->state == CONN_CLOSING || c->hold_peer)
         return;
-    err = relay_input(c, &c->peer, NULL, 0);
+    err = xmpp_in_resume(c->peer.xin); /* where the hold paused it, if it did */
+    if (err == 0)
+        err = relay_input(c, &c->peer, NULL, 0);
     if (err < 0) {
         peer_input_failed(c, err);
         return;
@@ -874,6 +876,8 @@ void conn_accept(struct worker *w, uv_stream_t *server, const struct cfg_listene
         conn_close(c, CONN_END_NOMEM, -ENOMEM);
         return;
     }
+    if (lst->kind == CFG_KIND_S2S)
+        xmpp_in_set_resumable(c->peer.xin); /* s2s_in.c holds input while the backend learns */
     conn_log(c, LOG_DEBUG, "accepted");
     if (lst->tls == CFG_TLS_DIRECT) {
         c->tls = tls_new(c->snap->tls, tls_role(c), NULL, conn_tls_send_cb, c);

@@ -30,6 +30,7 @@
 #define ATTR_ARENA 4096 /* names and values of the depth-1 element's attributes */
 #define TEXT_MAX   1024 /* its direct text, NUL included */
 #define NAME_ARENA 2048 /* expanded names of its recorded children */
+#define HDR_MAX    2048 /* a resumable parser keeps the stream header's bytes up to this size */
 
 struct xmpp_in {
     XML_Parser parser;             /* owned */
@@ -61,6 +62,14 @@ struct xmpp_in {
     char attr_arena[ATTR_ARENA]; /* also holds the root's default namespace */
     char name_arena[NAME_ARENA];
     const char *default_ns; /* in attr_arena, or NULL; valid until the root's start tag */
+
+    /* xmpp_in_set_resumable(): the bytes of this document up to the end of the stream
+     * header, replayed into a fresh expat parser by xmpp_in_resume(). */
+    bool resumable;
+    bool replaying;    /* feeding hdr back: no events, no accounting */
+    uint8_t *hdr;      /* owned; NULL until the first byte of a document */
+    size_t hdr_len;    /* bytes captured since the document's first byte ... */
+    size_t hdr_end;    /* ... and where its stream header ends (0: not yet) */
 };
 
 static uint64_t here(const struct xmpp_in *in)
@@ -147,6 +156,15 @@ static void open_stream(struct xmpp_in *in, const XML_Char *name, const XML_Char
         return;
     }
     in->safe = h.end;
+    if (in->replaying)
+        return; /* xmpp_in_resume() re-reads a header that was reported already */
+    if (in->resumable) {
+        if (h.end - in->base > in->hdr_len) {
+            fail(in, XTP_ETOOBIG); /* a header longer than HDR_MAX: not resumable */
+            return;
+        }
+        in->hdr_end = (size_t)(h.end - in->base);
+    }
     answer(in, in->ops->stream_open(in->arg, &h), h.end);
 }
 
@@ -379,6 +397,7 @@ static void setup(struct xmpp_in *in)
     in->default_ns = NULL;
     in->attr_used = 0;
     in->err_line = in->err_col = 0;
+    in->hdr_len = in->hdr_end = 0;
 }
 
 struct xmpp_in *xmpp_in_new(const struct xmpp_in_ops *ops, void *arg, size_t max_stanza,
@@ -408,7 +427,48 @@ void xmpp_in_free(struct xmpp_in *in)
     if (in == NULL)
         return;
     XML_ParserFree(in->parser);
+    free(in->hdr);
     free(in);
+}
+
+void xmpp_in_set_resumable(struct xmpp_in *in)
+{
+    in->resumable = true;
+}
+
+bool xmpp_in_paused(const struct xmpp_in *in)
+{
+    return in->err == XMPP_IN_PAUSED;
+}
+
+int xmpp_in_resume(struct xmpp_in *in)
+{
+    uint64_t at = in->pause_end;
+    enum XML_Status st;
+
+    if (in->err != XMPP_IN_PAUSED)
+        return in->err;
+    if (!in->resumable || in->hdr_end == 0 || in->depth != 1)
+        return -EINVAL; /* paused inside the header, or an element: cannot continue */
+    if (!XML_ParserReset(in->parser, "UTF-8"))
+        return -ENOMEM;
+    /* Byte indexes of the new document count from the replayed header's first byte, so that
+     * offsets continue: the header ends exactly where the pause was. */
+    in->offset = at - in->hdr_end;
+    setup(in);
+    in->hdr_len = in->hdr_end = 0;
+    in->replaying = true;
+    st = XML_Parse(in->parser, (const char *)in->hdr, (int)(at - in->base), XML_FALSE);
+    in->replaying = false;
+    in->offset = at;
+    if (st != XML_STATUS_OK || in->err != 0 || in->depth != 1) {
+        in->err = in->err != 0 ? in->err : XTP_EXML;
+        return in->err;
+    }
+    in->hdr_end = (size_t)(at - in->base);
+    in->hdr_len = in->hdr_end;
+    in->safe = at;
+    return 0;
 }
 
 int xmpp_in_reset(struct xmpp_in *in)
@@ -456,7 +516,19 @@ int xmpp_in_feed(struct xmpp_in *in, const void *data, size_t len, size_t *used)
         }
     while (done < len) {
         size_t n = len - done < XMPP_IN_SLICE ? len - done : XMPP_IN_SLICE;
-        enum XML_Status st = XML_Parse(in->parser, (const char *)p + done, (int)n, XML_FALSE);
+        enum XML_Status st;
+
+        if (in->resumable && in->hdr_end == 0 && in->hdr_len < HDR_MAX) {
+            size_t take = n < HDR_MAX - in->hdr_len ? n : HDR_MAX - in->hdr_len;
+
+            if (in->hdr == NULL && (in->hdr = malloc(HDR_MAX)) == NULL) {
+                in->err = -ENOMEM;
+                return in->err;
+            }
+            memcpy(in->hdr + in->hdr_len, p + done, take);
+            in->hdr_len += take;
+        }
+        st = XML_Parse(in->parser, (const char *)p + done, (int)n, XML_FALSE);
 
         if (in->err == XMPP_IN_PAUSED) {
             *used = (size_t)(in->pause_end - first);

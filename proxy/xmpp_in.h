@@ -88,6 +88,20 @@ struct xmpp_in *xmpp_in_new(const struct xmpp_in_ops *ops, void *arg, size_t max
                             const char *const *record_children);
 void xmpp_in_free(struct xmpp_in *in); /* NULL is fine */
 
+/* Makes in able to continue after a pause (xmpp_in_resume()): it keeps a copy of each stream
+ * header, at most 2048 bytes (a longer header fails with XTP_ETOOBIG). For s2s-in, which holds
+ * a remote's input until the backend knows the pair it just authenticated. */
+void xmpp_in_set_resumable(struct xmpp_in *in);
+
+/* True when a callback paused the parser and it was neither reset nor resumed since. */
+bool xmpp_in_paused(const struct xmpp_in *in);
+
+/* Continues a paused stream where the pause was: a fresh expat parser re-reads the stream
+ * header (no event) and the next xmpp_in_feed() takes the bytes after the paused event. Only
+ * for a resumable parser paused between depth-1 elements. 0, -EINVAL when it cannot resume,
+ * or the parser's error. A parser that is not paused is left alone (0 or its error). */
+int xmpp_in_resume(struct xmpp_in *in);
+
 /* Starts a new stream at the current offset (after TLS, after SASL success). 0 or -ENOMEM. */
 int xmpp_in_reset(struct xmpp_in *in);
 
