@@ -373,6 +373,14 @@ static int chain_verdict(uint32_t flags, const mbedtls_x509_crt *leaf, struct ve
 
 /* ------------------------------------------------------------------ DANE */
 
+/* Parses one DER certificate into an empty crt, without copying: der must outlive crt.
+ * mbedTLS ignores bytes after the certificate's SEQUENCE; we do not, so that a digest of the
+ * input is a digest of the certificate. */
+static bool parse_exact(mbedtls_x509_crt *crt, const uint8_t *der, size_t len)
+{
+    return mbedtls_x509_crt_parse_der_nocopy(crt, der, len) == 0 && crt->raw.len == len;
+}
+
 bool verify_tlsa_usable(const struct verify_tlsa_rr *rr)
 {
     if (rr->usage > 3 || rr->selector > 1 || rr->data == NULL)
@@ -452,8 +460,7 @@ int verify_tlsa(const struct verify_der *chain, size_t nchain, uint32_t flags,
 
     for (size_t i = 0; i < n; i++) {
         mbedtls_x509_crt_init(&crt[i]);
-        parsed[i] = chain[i].der != NULL &&
-                    mbedtls_x509_crt_parse_der_nocopy(&crt[i], chain[i].der, chain[i].len) == 0;
+        parsed[i] = chain[i].der != NULL && parse_exact(&crt[i], chain[i].der, chain[i].len);
     }
     if (n == 0 || !parsed[0])
         goto done;
@@ -541,7 +548,7 @@ int verify_cert(const struct verify_req *r, struct verify_res *out)
     }
     verify_fingerprint(r->chain[0].der, r->chain[0].len, out->fp_sha256);
     mbedtls_x509_crt_init(&crt);
-    if (mbedtls_x509_crt_parse_der_nocopy(&crt, r->chain[0].der, r->chain[0].len) != 0) {
+    if (!parse_exact(&crt, r->chain[0].der, r->chain[0].len)) {
         set_why(out, "malformed certificate");
         rc = XTP_EUNTRUSTED;
         goto done;

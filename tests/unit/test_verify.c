@@ -309,6 +309,19 @@ TEST(malformed)
         d = (struct verify_der){c.raw.p, cut};
         EXPECT_EQ_MSG(XTP_EUNTRUSTED, verify_cert(&r, &res), "cut %zu", cut);
     }
+    /* One byte too many: mbedTLS would ignore it, we do not. */
+    {
+        uint8_t *longer = malloc(c.raw.len + 1);
+
+        memcpy(longer, c.raw.p, c.raw.len);
+        longer[c.raw.len] = 0;
+        d = (struct verify_der){longer, c.raw.len + 1};
+        EXPECT_EQ(XTP_EUNTRUSTED, verify_cert(&r, &res));
+        EXPECT_STR("malformed certificate", res.why);
+        d = (struct verify_der){longer, c.raw.len};
+        EXPECT_EQ(0, verify_cert(&r, &res));
+        free(longer);
+    }
     mbedtls_x509_crt_free(&c);
 }
 
