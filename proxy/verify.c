@@ -529,12 +529,42 @@ static long long unix_time(const mbedtls_x509_time *t)
     return (long long)timegm(&tm);
 }
 
+/* "certificate for NAMES does not cover DOMAIN": the names are cut short, never the domain
+ * (itself cut at 64 bytes), so the line always says what was asked for. */
+static void why_mismatch(struct verify_res *out, const struct verify_req *r, const char *names)
+{
+    char tail[120];
+    struct text t, w;
+    size_t room, n = strlen(names);
+
+    text_init(&t, tail, sizeof(tail));
+    text_str(&t, " does not cover ");
+    text_add(&t, r->domain, strnlen(r->domain, 64));
+    if (r->nsrv_targets > 0)
+        text_str(&t, " or its SRV targets");
+    text_init(&w, out->why, sizeof(out->why));
+    if (n == 0) {
+        text_str(&w, "certificate has no DNS-ID, SRV-ID or XmppAddr;");
+        text_str(&w, tail);
+        return;
+    }
+    text_str(&w, "certificate for ");
+    room = sizeof(out->why) - 1 - w.len - t.len;
+    if (n > room) {
+        text_add(&w, names, room - 3);
+        text_str(&w, "...");
+    } else {
+        text_add(&w, names, n);
+    }
+    text_str(&w, tail);
+}
+
 static const char *const usage_name[] = {"PKIX-TA", "PKIX-EE", "DANE-TA", "DANE-EE"};
 
 int verify_cert(const struct verify_req *r, struct verify_res *out)
 {
     mbedtls_x509_crt crt;
-    char subject[512], names_buf[96], match[sizeof(out->why)];
+    char subject[512], names_buf[sizeof(out->why)], match[sizeof(out->why)];
     struct text names, subj;
     size_t usable = 0;
     bool named;
@@ -587,12 +617,7 @@ int verify_cert(const struct verify_req *r, struct verify_res *out)
     }
     if (!named) {
         out->how = NULL;
-        if (names.len == 0)
-            set_why(out, "certificate has no DNS-ID, SRV-ID or XmppAddr; does not cover %.64s%s",
-                    r->domain, r->nsrv_targets > 0 ? " or its SRV targets" : "");
-        else
-            set_why(out, "certificate for %s does not cover %.64s%s", names_buf, r->domain,
-                    r->nsrv_targets > 0 ? " or its SRV targets" : "");
+        why_mismatch(out, r, names_buf);
         rc = XTP_EVERIFY;
         goto done;
     }

@@ -269,6 +269,18 @@ TEST(why_lines)
     EXPECT_STR("certificate for unrelated.invalid, _xmpp-client.other.test, user@other.test "
                "does not cover other.test",
                res.why);
+    /* A long domain and SRV targets: the names give way, the domain (cut at 64 bytes) does
+     * not; the line fills all 159 characters. */
+    {
+        static const char *const targets[] = {"xmpp.elsewhere.test"};
+        const char *dom = "a-very-long-label-that-goes-on-and-on-and-on.example.invalid.test";
+
+        judge("near-miss.other.test", dom, targets, 1, &res);
+        EXPECT_STR("certificate for unrelated.invalid, _xmpp-client.other.tes... does not cover "
+                   "a-very-long-label-that-goes-on-and-on-and-on.example.invalid.tes or its SRV "
+                   "targets",
+                   res.why);
+    }
     judge("expired.example.test", "example.test", NULL, 0, &res);
     EXPECT_STR("certificate expired on 2021-01-01 00:00:00 UTC", res.why);
     EXPECT(res.how == NULL);
