@@ -100,7 +100,7 @@ static bool ieq(const char *a, size_t alen, const char *b, size_t blen)
     return true;
 }
 
-/* Length without one trailing dot (an absolute name, RFC 6125 §6.2.1 treats both alike). */
+/* Length without one trailing dot (the absolute and the relative form name the same host). */
 static size_t strip_dot(const char *s, size_t len)
 {
     return len > 0 && s[len - 1] == '.' ? len - 1 : len;
