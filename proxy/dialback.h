@@ -1,4 +1,4 @@
-/* dialback.h: stateless Server Dialback keys (XEP-0185, XEP-0220 §2.4). Every proxy instance
+/* dialback.h: stateless Server Dialback keys (XEP-0185, taken up by XEP-0220). Every instance
  * and worker thread that loads the same secret file computes the same key for a stream, so a
  * db:verify is answered by recomputing, with no table shared between threads or processes.
  * tests: test_dialback.c */

@@ -100,7 +100,7 @@ static bool ieq(const char *a, size_t alen, const char *b, size_t blen)
     return true;
 }
 
-/* Length without one trailing dot (an absolute name, RFC 6125 §6.2.1 treats both alike). */
+/* Length without one trailing dot (the absolute and the relative form name the same host). */
 static size_t strip_dot(const char *s, size_t len)
 {
     return len > 0 && s[len - 1] == '.' ? len - 1 : len;
@@ -373,6 +373,14 @@ static int chain_verdict(uint32_t flags, const mbedtls_x509_crt *leaf, struct ve
 
 /* ------------------------------------------------------------------ DANE */
 
+/* Parses one DER certificate into an empty crt, without copying: der must outlive crt.
+ * mbedTLS ignores bytes after the certificate's SEQUENCE; we do not, so that a digest of the
+ * input is a digest of the certificate. */
+static bool parse_exact(mbedtls_x509_crt *crt, const uint8_t *der, size_t len)
+{
+    return mbedtls_x509_crt_parse_der_nocopy(crt, der, len) == 0 && crt->raw.len == len;
+}
+
 bool verify_tlsa_usable(const struct verify_tlsa_rr *rr)
 {
     if (rr->usage > 3 || rr->selector > 1 || rr->data == NULL)
@@ -452,8 +460,7 @@ int verify_tlsa(const struct verify_der *chain, size_t nchain, uint32_t flags,
 
     for (size_t i = 0; i < n; i++) {
         mbedtls_x509_crt_init(&crt[i]);
-        parsed[i] = chain[i].der != NULL &&
-                    mbedtls_x509_crt_parse_der_nocopy(&crt[i], chain[i].der, chain[i].len) == 0;
+        parsed[i] = chain[i].der != NULL && parse_exact(&crt[i], chain[i].der, chain[i].len);
     }
     if (n == 0 || !parsed[0])
         goto done;
@@ -522,12 +529,42 @@ static long long unix_time(const mbedtls_x509_time *t)
     return (long long)timegm(&tm);
 }
 
+/* "certificate for NAMES does not cover DOMAIN": the names are cut short, never the domain
+ * (itself cut at 64 bytes), so the line always says what was asked for. */
+static void why_mismatch(struct verify_res *out, const struct verify_req *r, const char *names)
+{
+    char tail[120];
+    struct text t, w;
+    size_t room, n = strlen(names);
+
+    text_init(&t, tail, sizeof(tail));
+    text_str(&t, " does not cover ");
+    text_add(&t, r->domain, strnlen(r->domain, 64));
+    if (r->nsrv_targets > 0)
+        text_str(&t, " or its SRV targets");
+    text_init(&w, out->why, sizeof(out->why));
+    if (n == 0) {
+        text_str(&w, "certificate has no DNS-ID, SRV-ID or XmppAddr;");
+        text_str(&w, tail);
+        return;
+    }
+    text_str(&w, "certificate for ");
+    room = sizeof(out->why) - 1 - w.len - t.len;
+    if (n > room) {
+        text_add(&w, names, room - 3);
+        text_str(&w, "...");
+    } else {
+        text_add(&w, names, n);
+    }
+    text_str(&w, tail);
+}
+
 static const char *const usage_name[] = {"PKIX-TA", "PKIX-EE", "DANE-TA", "DANE-EE"};
 
 int verify_cert(const struct verify_req *r, struct verify_res *out)
 {
     mbedtls_x509_crt crt;
-    char subject[512], names_buf[96], match[sizeof(out->why)];
+    char subject[512], names_buf[sizeof(out->why)], match[sizeof(out->why)];
     struct text names, subj;
     size_t usable = 0;
     bool named;
@@ -541,7 +578,7 @@ int verify_cert(const struct verify_req *r, struct verify_res *out)
     }
     verify_fingerprint(r->chain[0].der, r->chain[0].len, out->fp_sha256);
     mbedtls_x509_crt_init(&crt);
-    if (mbedtls_x509_crt_parse_der_nocopy(&crt, r->chain[0].der, r->chain[0].len) != 0) {
+    if (!parse_exact(&crt, r->chain[0].der, r->chain[0].len)) {
         set_why(out, "malformed certificate");
         rc = XTP_EUNTRUSTED;
         goto done;
@@ -580,12 +617,7 @@ int verify_cert(const struct verify_req *r, struct verify_res *out)
     }
     if (!named) {
         out->how = NULL;
-        if (names.len == 0)
-            set_why(out, "certificate has no DNS-ID, SRV-ID or XmppAddr; does not cover %.64s%s",
-                    r->domain, r->nsrv_targets > 0 ? " or its SRV targets" : "");
-        else
-            set_why(out, "certificate for %s does not cover %.64s%s", names_buf, r->domain,
-                    r->nsrv_targets > 0 ? " or its SRV targets" : "");
+        why_mismatch(out, r, names_buf);
         rc = XTP_EVERIFY;
         goto done;
     }

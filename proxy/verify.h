@@ -67,9 +67,9 @@ struct verify_res {
  * must authenticate an inbound s2s peer (XEP-0178). Every other flag fails.
  * Identifiers: dNSName (verify_dns_id()), SRV-ID _xmpp-server.DOMAIN or _xmpps-server.DOMAIN
  * (RFC 4985 SRVName, RFC 6120 §13.7.1.2), XmppAddr equal to DOMAIN. The subject CN is never
- * used (RFC 9525 §6.3). With usable TLSA records (see verify_tlsa()): DANE-EE alone suffices,
- * names and dates are not checked (RFC 7671 §5.1); DANE-TA, PKIX-TA and PKIX-EE still need
- * a name match. */
+ * used (RFC 9525 removed the CN-ID). With usable TLSA records (see verify_tlsa()): DANE-EE alone
+ * suffices, names and dates are not checked (RFC 7671 §5.1); DANE-TA, PKIX-TA and PKIX-EE still
+ * need a name match. */
 int verify_cert(const struct verify_req *r, struct verify_res *out);
 
 /* RFC 6125 §6.4 / RFC 9525 §6.3 DNS-ID match, ASCII case-insensitive, one trailing dot

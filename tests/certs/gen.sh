@@ -54,8 +54,9 @@ SAN='otherName:1.3.6.1.5.5.7.8.7;IA5STRING:_xmpps-server.other.test' NAME=srv-id
 SAN='otherName:1.3.6.1.5.5.7.8.5;UTF8:other.test' NAME=xmppaddr.other.test "$gen" . other.test
 # CN=other.test but no identifier that names the server other.test: an unrelated DNS-ID, the
 # client SRV-ID and a user's XmppAddr. Verifiers must refuse it (no CN fallback, RFC 9525).
-SAN='DNS:unrelated.invalid, otherName:1.3.6.1.5.5.7.8.7;IA5STRING:_xmpp-client.other.test, otherName:1.3.6.1.5.5.7.8.5;UTF8:user@other.test' \
-    NAME=near-miss.other.test "$gen" . other.test
+near='DNS:unrelated.invalid, otherName:1.3.6.1.5.5.7.8.7;IA5STRING:_xmpp-client.other.test'
+near="$near, otherName:1.3.6.1.5.5.7.8.5;UTF8:user@other.test"
+SAN=$near NAME=near-miss.other.test "$gen" . other.test
 
 # Git keeps no permissions but the executable bit: these are throwaway test keys.
 chmod 644 ./*.key

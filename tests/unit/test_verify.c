@@ -20,15 +20,18 @@
 
 static char certdir[1024];
 
-/* Parses tests/certs/NAME.crt into c (init'ed here; the caller frees). */
+/* Parses tests/certs/NAME.crt into c (init'ed here; the caller frees), or ends the run. */
 static void load(mbedtls_x509_crt *c, const char *name)
 {
     char path[1200];
 
     mbedtls_x509_crt_init(c);
     snprintf(path, sizeof(path), "%s/%s.crt", certdir, name);
-    if (mbedtls_x509_crt_parse_file(c, path) != 0)
-        TEST_FAIL_("cannot parse %s", path);
+    if (mbedtls_x509_crt_parse_file(c, path) != 0) {
+        /* Every later expectation would fail for this one reason: stop here. */
+        fprintf(stderr, "%s: cannot parse %s (set XTP_SRC)\n", test_current, path);
+        exit(1);
+    }
 }
 
 /* What the handshake would report: the chain verified against ca.crt, no name given. */
@@ -269,6 +272,18 @@ TEST(why_lines)
     EXPECT_STR("certificate for unrelated.invalid, _xmpp-client.other.test, user@other.test "
                "does not cover other.test",
                res.why);
+    /* A long domain and SRV targets: the names give way, the domain (cut at 64 bytes) does
+     * not; the line fills all 159 characters. */
+    {
+        static const char *const targets[] = {"xmpp.elsewhere.test"};
+        const char *dom = "a-very-long-label-that-goes-on-and-on-and-on.example.invalid.test";
+
+        judge("near-miss.other.test", dom, targets, 1, &res);
+        EXPECT_STR("certificate for unrelated.invalid, _xmpp-client.other.tes... does not cover "
+                   "a-very-long-label-that-goes-on-and-on-and-on.example.invalid.tes or its SRV "
+                   "targets",
+                   res.why);
+    }
     judge("expired.example.test", "example.test", NULL, 0, &res);
     EXPECT_STR("certificate expired on 2021-01-01 00:00:00 UTC", res.why);
     EXPECT(res.how == NULL);
@@ -308,6 +323,19 @@ TEST(malformed)
     for (size_t cut = 1; cut < c.raw.len; cut += 37) {
         d = (struct verify_der){c.raw.p, cut};
         EXPECT_EQ_MSG(XTP_EUNTRUSTED, verify_cert(&r, &res), "cut %zu", cut);
+    }
+    /* One byte too many: mbedTLS would ignore it, we do not. */
+    {
+        uint8_t *longer = malloc(c.raw.len + 1);
+
+        memcpy(longer, c.raw.p, c.raw.len);
+        longer[c.raw.len] = 0;
+        d = (struct verify_der){longer, c.raw.len + 1};
+        EXPECT_EQ(XTP_EUNTRUSTED, verify_cert(&r, &res));
+        EXPECT_STR("malformed certificate", res.why);
+        d = (struct verify_der){longer, c.raw.len};
+        EXPECT_EQ(0, verify_cert(&r, &res));
+        free(longer);
     }
     mbedtls_x509_crt_free(&c);
 }
