@@ -418,7 +418,7 @@ static int get_text(struct cfg_ctx *cx, const char *path, yaml_node_t *key, yaml
                     const char **out)
 {
     int line = node_line(key != NULL ? key : n);
-    const char *s;
+    const char *s = NULL;
 
     if (n->type != YAML_SCALAR_NODE)
         return fail(cx, line, "%s must be %s", path, type_name(YAML_SCALAR_NODE));
@@ -437,7 +437,7 @@ static int get_text(struct cfg_ctx *cx, const char *path, yaml_node_t *key, yaml
 static int get_bool(struct cfg_ctx *cx, const char *path, yaml_node_t *key, yaml_node_t *val,
                     bool *out)
 {
-    const char *s;
+    const char *s = NULL;
     char q[80];
     int rc;
 
@@ -457,7 +457,7 @@ static int get_bool(struct cfg_ctx *cx, const char *path, yaml_node_t *key, yaml
 static int get_choice(struct cfg_ctx *cx, const char *path, yaml_node_t *key, yaml_node_t *val,
                       const char *a, const char *b, int *out)
 {
-    const char *s;
+    const char *s = NULL;
     char q[80];
     int rc;
 
@@ -477,7 +477,7 @@ static int get_choice(struct cfg_ctx *cx, const char *path, yaml_node_t *key, ya
 static int get_path(struct cfg_ctx *cx, const char *path, yaml_node_t *key, yaml_node_t *val,
                     char **dst)
 {
-    const char *s;
+    const char *s = NULL;
     char *p;
     int rc;
 
@@ -537,7 +537,7 @@ static int parse_log_level(struct cfg_ctx *cx, const char *path, yaml_node_t *ke
                            void *obj)
 {
     struct cfg *c = obj;
-    const char *s;
+    const char *s = NULL;
     char q[80];
     int rc, level;
 
@@ -555,7 +555,7 @@ static int parse_log_format(struct cfg_ctx *cx, const char *path, yaml_node_t *k
                             yaml_node_t *val, void *obj)
 {
     struct cfg *c = obj;
-    const char *s;
+    const char *s = NULL;
     char q[80];
     int rc;
 
@@ -590,7 +590,7 @@ static int parse_tls_min_version(struct cfg_ctx *cx, const char *path, yaml_node
                                  yaml_node_t *val, void *obj)
 {
     struct cfg *c = obj;
-    const char *s;
+    const char *s = NULL;
     char q[80];
     int rc;
 
@@ -611,7 +611,7 @@ static int parse_tls_ca_file(struct cfg_ctx *cx, const char *path, yaml_node_t *
                              yaml_node_t *val, void *obj)
 {
     struct cfg *c = obj;
-    const char *s;
+    const char *s = NULL;
     char *p;
     int rc;
 
@@ -643,7 +643,7 @@ static int parse_tls(struct cfg_ctx *cx, const char *path, yaml_node_t *key, yam
 static int parse_domain_path(struct cfg_ctx *cx, const char *path, yaml_node_t *key,
                              yaml_node_t *val, char **dst, int *line)
 {
-    const char *s;
+    const char *s = NULL;
     char *p;
     int rc;
 
@@ -822,7 +822,7 @@ static int parse_listener_name(struct cfg_ctx *cx, const char *path, yaml_node_t
                                yaml_node_t *val, void *obj)
 {
     struct listener_state *st = obj;
-    const char *s;
+    const char *s = NULL;
     char q[80];
     int rc;
 
@@ -851,7 +851,7 @@ static int parse_listener_kind(struct cfg_ctx *cx, const char *path, yaml_node_t
                                yaml_node_t *val, void *obj)
 {
     struct listener_state *st = obj;
-    const char *s;
+    const char *s = NULL;
     char q[80];
     int rc;
 
@@ -873,7 +873,7 @@ static int parse_listener_tls(struct cfg_ctx *cx, const char *path, yaml_node_t 
                               yaml_node_t *val, void *obj)
 {
     struct listener_state *st = obj;
-    const char *s;
+    const char *s = NULL;
     char q[80];
     int rc;
 
@@ -1060,7 +1060,7 @@ static int parse_max_connections(struct cfg_ctx *cx, const char *path, yaml_node
                                  yaml_node_t *val, void *obj)
 {
     struct cfg *c = obj;
-    const char *s;
+    const char *s = NULL;
     char q[80], *end;
     unsigned long v;
     int rc;
