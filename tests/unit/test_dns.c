@@ -716,6 +716,22 @@ TEST(new_errors)
     EXPECT(dns_new(&loop, &o, err, sizeof(err)) == NULL);
     EXPECT_MSG(strstr(err, "/nonexistent/root.key") != NULL, "%s", err);
 
+    /* A readable anchor file that holds no anchor: libunbound reads it when the context is
+     * finalised, which dns_new() forces, so this fails at startup and not at the first
+     * lookup. */
+    {
+        char path[] = "/tmp/test_dns_ta.XXXXXX";
+        int fd = mkstemp(path);
+
+        EXPECT(fd >= 0 && write(fd, "garbage\n", 8) == 8);
+        if (fd >= 0)
+            close(fd);
+        o.trust_anchor_file = path;
+        EXPECT(dns_new(&loop, &o, err, sizeof(err)) == NULL);
+        EXPECT_MSG(strstr(err, "resolver settings") != NULL, "%s", err);
+        unlink(path);
+    }
+
     EXPECT_EQ(0, uv_loop_close(&loop)); /* failures leave no handle behind */
 }
 
