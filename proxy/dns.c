@@ -83,9 +83,10 @@ struct dns_query {
     struct sub srv[2];    /* [0] _xmpps-server, [1] _xmpp-server */
     enum srv_set set[2];
     bool set_secure[2];
-    struct srv_rec recs[2 * DNS_MAX_SRV];
-    size_t nrecs;
-    struct target *targets; /* owned */
+    struct srv_rec recs[2 * DNS_MAX_SRV]; /* per service, then merged: Direct TLS first */
+    size_t ngot[2];                       /* records per service, at recs + i * DNS_MAX_SRV */
+    size_t nrecs;                         /* merged */
+    struct target *targets;               /* owned */
     size_t ntargets;
     struct endpoint *eps; /* owned */
     size_t neps;
@@ -266,8 +267,8 @@ static void srv_answer(struct dns_query *q, struct sub *s, int err, struct ub_re
         q->set[i] = SRV_SET_EMPTY;
         break;
     case V_DATA:
-        q->set[i] =
-            srv_parse_set(r->data, r->len, i == 0, q->recs, q->nrecs + DNS_MAX_SRV, &q->nrecs);
+        q->set[i] = srv_parse_set(r->data, r->len, i == 0, q->recs + i * DNS_MAX_SRV, DNS_MAX_SRV,
+                                  &q->ngot[i]);
         if (q->set[i] == SRV_SET_FAILED)
             note(q, "%s: no usable record", what);
         break;
@@ -370,6 +371,10 @@ static void after_srv(struct dns_query *q)
     char name[SRV_NAME_MAX + 1];
 
     q->res.srv_secure = q->set_secure[0] && q->set_secure[1];
+    /* Merge in a fixed order, whichever answer came first, so that records srv_order() has no
+     * reason to reorder (all weights 0) stay in a predictable one: Direct TLS first. */
+    memmove(q->recs + q->ngot[0], q->recs + DNS_MAX_SRV, q->ngot[1] * sizeof(*q->recs));
+    q->nrecs = q->ngot[0] + q->ngot[1];
     switch (plan) {
     case SRV_PLAN_FAILED:
         q->res.err = XTP_EDNS;

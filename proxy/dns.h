@@ -103,7 +103,8 @@ struct dns *dns_new(uv_loop_t *loop, const struct dns_opts *o, char *err, size_t
 
 /* Shuts the resolver down: lookups still in flight complete with XTP_ESHUTDOWN (from the loop,
  * before cb), then the handles close, the libunbound thread is joined and cb(arg) runs. The
- * loop must keep running until then. No dns_lookup() after this. d == NULL: nothing. */
+ * loop must keep running until then. No dns_lookup() after this. d == NULL, or a second call:
+ * nothing. */
 void dns_close(struct dns *d, dns_closed_fn *cb, void *arg);
 
 /* Starts a lookup for an XMPP domain (a host name, any case, no final dot). Returns the

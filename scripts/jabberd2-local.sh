@@ -21,12 +21,31 @@
 # unconditional in jabberd2 2.7: there is no option to switch it on or off); the tests rely on
 # these lines in DIR/c2s.log to prove which connections reached jabberd2.
 #
+# s2s (only with S2S_PORT): listens on 127.0.0.1:S2S_PORT, connects out from 127.0.0.1, one
+# outbound stream per remote domain (<out-conn-reuse/> removed), dialback secret in <local><secret>
+# (also written to DIR/s2s-secret), no TLS. It is ready when it listens (checked with ss, so no
+# probe connection shows in s2s.log) and the router has made it the default route. Its outbound
+# resolver is udns (libudns0 0.4), which reads NAMESERVERS and RES_OPTIONS from the environment
+# (verified: docs/testing-s2s.md); s2s always runs with NAMESERVERS set, so it never asks the
+# system's resolver:
+#   JABBERD2_S2S_DNS=IP[:PORT]   the DNS server s2s asks (default 127.0.0.1, port 53): s2s runs
+#                                with NAMESERVERS=IP RES_OPTIONS=port:PORT, and without an
+#                                inherited NSCACHEIP (udns would prefer it) or LOCALDOMAIN
+#   JABBERD2_S2S_SECRET=S        dialback secret (default: 32 random hex digits)
+#   JABBERD2_S2S_SET="PATH=VALUE PATH !PATH ..."
+#                                extra edits of s2s.xml, PATH relative to <s2s> (ElementTree
+#                                syntax): PATH=VALUE sets the text (creating the element),
+#                                PATH alone creates an empty flag element, !PATH removes it.
+#                                Example: "check/interval=1 lookup/bad-host-timeout=0 lookup/no-cache"
+# s2s writes "[FD] [IP, port=N] incoming connection" for every accepted connection and
+# "[FD] [IP, port=N] outgoing connection for 'DOMAIN'" for every connection it opens.
+#
 # stop: SIGTERM to every recorded process that is still the jabberd2 we started, SIGKILL after
 # 3 s, and waits until they are gone. Stopping an already stopped DIR is not an error.
 #
 # Environment: JABBERD2_ETC (default /etc/jabberd2), JABBERD2_SBIN (default /usr/sbin),
 # JABBERD2_DB_SETUP (default /usr/share/doc/jabberd2/db-setup.sqlite.gz), PYTHON (default
-# /usr/bin/python3 when present).
+# /usr/bin/python3 when present), and the JABBERD2_S2S_* variables above.
 set -euo pipefail
 
 ETC=${JABBERD2_ETC:-/etc/jabberd2}
@@ -37,6 +56,9 @@ if [ -z "${PYTHON:-}" ]; then
     if [ -x /usr/bin/python3 ]; then PYTHON=/usr/bin/python3; else PYTHON=python3; fi
 fi
 READY_TIMEOUT=15
+S2S_DNS=${JABBERD2_S2S_DNS:-127.0.0.1}
+S2S_SECRET=${JABBERD2_S2S_SECRET:-$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')}
+S2S_SET=${JABBERD2_S2S_SET:-}
 
 die() {
     printf 'jabberd2-local: %s\n' "$*" >&2
@@ -75,7 +97,7 @@ free_port() {
 is_ours() {
     local cmd
     [ -r "/proc/$1/cmdline" ] || return 1
-    cmd=$(tr '\0' ' ' <"/proc/$1/cmdline" 2>/dev/null) || return 1
+    cmd=$(tr '\0' ' ' 2>/dev/null <"/proc/$1/cmdline") || return 1
     case "$cmd" in
     *jabberd2-*" -c $2/"*) return 0 ;;
     esac
@@ -122,6 +144,7 @@ do_stop() {
 # patch_configs DIR DOMAIN C2S_PORT S2S_PORT ROUTER_PORT: rewrite the copied XML files in place.
 patch_configs() {
     "$PYTHON" - "$@" <<'EOF'
+import os
 import sys
 import xml.etree.ElementTree as ET
 
@@ -207,6 +230,31 @@ if s2s_port:
     # Each remote domain gets its own outbound stream (design.md §5).
     for el in r.findall("out-conn-reuse"):
         r.remove(el)
+    secret = local.find("secret")
+    if secret is None:
+        secret = ET.SubElement(local, "secret")
+    secret.text = os.environ["S2S_SECRET"]
+    for edit in os.environ.get("S2S_SET", "").split():
+        remove = edit.startswith("!")
+        path, eq, value = edit.lstrip("!").partition("=")
+        if not path or path.startswith("/") or (remove and eq):
+            sys.exit(f"jabberd2-local: bad JABBERD2_S2S_SET entry: {edit}")
+        parent_path, _, tag = path.rpartition("/")
+        parent = r if not parent_path else r.find(parent_path)
+        if parent is None:
+            # Create the missing ancestors, one level at a time.
+            parent = r
+            for part in parent_path.split("/"):
+                child = parent.find(part)
+                parent = child if child is not None else ET.SubElement(parent, part)
+        if remove:
+            for el in parent.findall(tag):
+                parent.remove(el)
+            continue
+        el = parent.find(tag)
+        if el is None:
+            el = ET.SubElement(parent, tag)
+        el.text = value if eq else None
     save(t, "s2s")
 EOF
 }
@@ -217,6 +265,23 @@ wait_listen() {
     for ((i = 0; i < secs * 10; i++)); do
         if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then return 0; fi
         kill -0 "$pid" 2>/dev/null || return 1
+        grep -q '^State:.*Z' "/proc/$pid/status" 2>/dev/null && return 1
+        sleep 0.1
+    done
+    return 1
+}
+
+# wait_s2s DIR PORT SECONDS PID: until s2s listens on PORT (asked of the kernel with ss, so
+# that no probe connection shows in s2s.log) and the router has made it the default route;
+# fails early if PID (s2s) died.
+wait_s2s() {
+    local dir=$1 port=$2 secs=$3 pid=$4 i
+    for ((i = 0; i < secs * 10; i++)); do
+        if [ -n "$(ss -Hltn "src 127.0.0.1 and sport = :$port" 2>/dev/null)" ] &&
+            grep -q '\[s2s\] online' "$dir/router.log" 2>/dev/null; then
+            return 0
+        fi
+        is_ours "$pid" "$dir" || return 1
         grep -q '^State:.*Z' "/proc/$pid/status" 2>/dev/null && return 1
         sleep 0.1
     done
@@ -261,10 +326,17 @@ sys.exit(1)
 EOF
 }
 
-# start_one DIR NAME: starts jabberd2-NAME in the background and records its pid.
+# start_one DIR NAME: starts jabberd2-NAME in the background and records its pid. s2s gets the
+# resolver environment (NAMESERVERS, RES_OPTIONS; see the header).
 start_one() {
     local dir=$1 name=$2 pid
-    "$SBIN/jabberd2-$name" -c "$dir/$name.xml" </dev/null >>"$dir/$name.log" 2>&1 &
+    local -a envs=()
+    if [ "$name" = s2s ]; then
+        # udns reads NSCACHEIP before NAMESERVERS: drop an inherited one; RES_OPTIONS is set
+        # whole so that no inherited option survives either.
+        envs=(-u NSCACHEIP -u LOCALDOMAIN "NAMESERVERS=$S2S_DNS_IP" "RES_OPTIONS=port:${S2S_DNS_PORT:-53}")
+    fi
+    env "${envs[@]}" "$SBIN/jabberd2-$name" -c "$dir/$name.xml" </dev/null >>"$dir/$name.log" 2>&1 &
     pid=$!
     printf '%s %s\n' "$name" "$pid" >>"$dir/pids"
     echo "$pid"
@@ -299,6 +371,17 @@ do_start() {
         *[!0-9]* | "") die "bad port: $p" ;;
         esac
     done
+    S2S_DNS_IP=${S2S_DNS%%:*} S2S_DNS_PORT=
+    case "$S2S_DNS" in *:*) S2S_DNS_PORT=${S2S_DNS#*:} ;; esac
+    case "$S2S_DNS_IP" in
+    *[!0-9.]* | "") die "bad JABBERD2_S2S_DNS (IPv4[:PORT]): $S2S_DNS" ;;
+    esac
+    case "$S2S_DNS_PORT" in
+    *[!0-9]*) die "bad JABBERD2_S2S_DNS port: $S2S_DNS" ;;
+    esac
+    case "$S2S_SECRET" in
+    *[!a-zA-Z0-9]* | "") die "JABBERD2_S2S_SECRET must be letters and digits" ;;
+    esac
 
     mkdir -p "$dir"
     dir=$(cd "$dir" && pwd)
@@ -319,8 +402,13 @@ do_start() {
     for f in router sm c2s s2s; do cp "$ETC/$f.xml" "$dir/$f.xml"; done
     cp "$ETC/router-users.xml" "$ETC/router-filter.xml" "$dir/"
     rm -f "$dir"/{router,sm,c2s,s2s}.log "$dir"/*.pid
-    patch_configs "$dir" "$domain" "$c2s_port" "$s2s_port" "$router_port"
-    [ -n "$s2s_port" ] || rm -f "$dir/s2s.xml"
+    S2S_SECRET=$S2S_SECRET S2S_SET=$S2S_SET \
+        patch_configs "$dir" "$domain" "$c2s_port" "$s2s_port" "$router_port"
+    if [ -n "$s2s_port" ]; then
+        printf '%s\n' "$S2S_SECRET" >"$dir/s2s-secret"
+    else
+        rm -f "$dir/s2s.xml" "$dir/s2s-secret"
+    fi
 
     rm -f "$dir/jabberd2.db"
     zcat "$DB_SETUP" | sqlite3 "$dir/jabberd2.db" >/dev/null
@@ -356,8 +444,10 @@ do_start() {
         pid=$(start_one "$dir" s2s)
     fi
     pid=$(start_one "$dir" c2s)
-    [ -z "$s2s_port" ] || wait_listen "$s2s_port" "$READY_TIMEOUT" "$(awk '$1=="s2s"{print $2}' "$dir/pids")" ||
-        fail_start "$dir" "s2s did not listen on 127.0.0.1:$s2s_port"
+    if [ -n "$s2s_port" ]; then
+        wait_s2s "$dir" "$s2s_port" "$READY_TIMEOUT" "$(awk '$1=="s2s"{print $2}' "$dir/pids")" ||
+            fail_start "$dir" "s2s did not listen on 127.0.0.1:$s2s_port or did not become the router's default route within ${READY_TIMEOUT}s"
+    fi
     probe_c2s "$c2s_port" "$domain" "$READY_TIMEOUT" "$pid" ||
         fail_start "$dir" "c2s exited or did not answer with <stream:features> on 127.0.0.1:$c2s_port within ${READY_TIMEOUT}s"
     while read -r name pid; do

@@ -100,7 +100,7 @@ static bool same(const struct srv_rec *a, const struct srv_rec *b)
 static void check_set(const uint8_t *data, size_t size)
 {
     char *rd[MAX_RECS + 1];
-    int len[MAX_RECS + 1];
+    int len[MAX_RECS + 1] = {0};
     struct srv_rec out[MAX_RECS], copy[MAX_RECS];
     size_t n = 0, off = 1, nout = 0, max;
     bool direct, prefer;

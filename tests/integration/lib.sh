@@ -47,7 +47,14 @@ JABBERD2_DIR=
 JABBERD2_STARTS=0
 JABBERD2_MARK=0
 _LIB_DIRS=()  # every jabberd2 folder started, for the cleanup
-_LIB_BG=()    # background helpers (clients) to kill on exit
+_LIB_BG=()    # background helpers (clients, dnsmasq, taps) to kill on exit
+_LIB_PROSODY_DIRS=() # every Prosody folder started, for the cleanup
+PROSODY_LOCAL=$XTP_SRC/scripts/prosody-local.sh
+DNSMASQ=${DNSMASQ:-/usr/sbin/dnsmasq}
+PROSODY_DIR=
+PROSODY_STARTS=0
+DNSMASQ_PID=
+DNSMASQ_STARTS=0
 
 log() { printf '[%s] %s\n' "$TEST_NAME" "$*"; }
 fail() {
@@ -112,7 +119,12 @@ _lib_dump() {
             grep -Ev "added to chain|PRAGMA|-- ANALYZE|^[[:space:]]*$" "$f" | tail -n 60
         done
     done
-    for f in "$T"/*.out; do
+    for d in "${_LIB_PROSODY_DIRS[@]}"; do
+        [ -f "$d/prosody.log" ] || continue
+        printf -- '----- %s (last 80 lines)\n' "$d/prosody.log"
+        tail -n 80 "$d/prosody.log"
+    done
+    for f in "$T"/*.out "$T"/dnsmasq.*.log "$T"/tap-*.log; do
         [ -f "$f" ] || continue
         printf -- '----- %s (last 40 lines)\n' "$f"
         tail -n 40 "$f"
@@ -133,6 +145,7 @@ _lib_cleanup() {
         rc=1
     fi
     for d in "${_LIB_DIRS[@]}"; do "$JABBERD2_LOCAL" stop "$d" >/dev/null; done
+    for d in "${_LIB_PROSODY_DIRS[@]}"; do "$PROSODY_LOCAL" stop "$d" >/dev/null; done
     if [ "$rc" = 0 ] || [ "$rc" = 77 ]; then
         if [ "${XTP_KEEP:-0}" = 1 ]; then
             printf '[%s] kept %s\n' "$TEST_NAME" "$T"
@@ -276,6 +289,216 @@ jabberd2_bytes_max() {
 # jabberd2_log_has REGEX: an extended regex matches a c2s log line written since the mark.
 jabberd2_log_has() {
     _jabberd2_new | grep -Eq -- "$1"
+}
+
+# ---- s2s: test DNS, jabberd2 with s2s, Prosody, taps (docs/testing-s2s.md) -----------------
+
+# free_dns_port: a loopback port free for both TCP and UDP right now (dnsmasq binds both).
+free_dns_port() {
+    "$PY" - <<'PYEOF'
+import socket, sys
+for _ in range(100):
+    t = socket.socket()
+    t.bind(("127.0.0.1", 0))
+    port = t.getsockname()[1]
+    u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        u.bind(("127.0.0.1", port))
+    except OSError:
+        continue
+    finally:
+        u.close()
+        t.close()
+    print(port)
+    sys.exit(0)
+sys.exit("no port free for both TCP and UDP")
+PYEOF
+}
+
+# dns_xmpp_server DOMAIN PORT [TARGET]: the dnsmasq arguments that make DOMAIN's s2s service
+# (_xmpp-server._tcp.DOMAIN SRV, priority 0, weight 0) point to TARGET:PORT, and TARGET (default
+# xmpp.DOMAIN) resolve to 127.0.0.1. For start_dnsmasq's argument list: the words contain no
+# spaces, so $(dns_xmpp_server ...) unquoted is safe. Other records: pass dnsmasq options
+# yourself, e.g. --srv-host=_xmpps-server._tcp.D,T,PORT (Direct TLS), --srv-host=_xmpp-server._tcp.D
+# (no target: "no service", the "." target of RFC 2782), --host-record=NAME,IP.
+dns_xmpp_server() {
+    local target=${3:-xmpp.$1}
+    printf '%s\n' "--srv-host=_xmpp-server._tcp.$1,$target,$2" "--host-record=$target,127.0.0.1"
+}
+
+# start_dnsmasq PORT [DNSMASQ_ARGS...]: a private DNS server on 127.0.0.1:PORT (UDP and TCP;
+# empty or 0 = a free port) answering only from its arguments: --conf-file=/dev/null --no-resolv
+# --no-hosts (no upstream, no /etc/hosts), --local=/test/ (names under .test that are not
+# configured get NXDOMAIN/NODATA at once, never REFUSED), everything else REFUSED. Queries are
+# logged to $T/dnsmasq.N.log (DNSMASQ_LOG), the pid file is $T/dnsmasq.N.pid; it runs in the
+# foreground under bg, so the EXIT trap stops it. Exports DNS_PORT; start_jabberd2_s2s and
+# start_prosody point their resolvers at it. Restarting on the same port (stop_dnsmasq, then
+# start_dnsmasq "$DNS_PORT" ...) changes the records; mind the servers' DNS caches
+# (jabberd2 keeps answers at least lookup/min-ttl = 30 s).
+start_dnsmasq() {
+    local port=${1:-} i
+    shift || true
+    [ -x "$DNSMASQ" ] || skip "dnsmasq not installed (scripts/deps.sh test: dnsmasq-base)"
+    need_cmd ss
+    if [ -z "$port" ] || [ "$port" = 0 ]; then port=$(free_dns_port); fi
+    DNSMASQ_STARTS=$((DNSMASQ_STARTS + 1))
+    DNSMASQ_LOG=$T/dnsmasq.$DNSMASQ_STARTS.log
+    bg "$DNSMASQ" --keep-in-foreground --conf-file=/dev/null --no-resolv --no-hosts \
+        --port="$port" --listen-address=127.0.0.1 --bind-interfaces --local=/test/ \
+        --log-queries --log-facility="$DNSMASQ_LOG" --pid-file="$T/dnsmasq.$DNSMASQ_STARTS.pid" \
+        --user="$(id -un)" --group="$(id -gn)" "$@" </dev/null >>"$DNSMASQ_LOG" 2>&1
+    DNSMASQ_PID=$BG_PID
+    for ((i = 0; i < 50; i++)); do
+        if [ -n "$(ss -Hlun "src 127.0.0.1 and sport = :$port" 2>/dev/null)" ] &&
+            [ -n "$(ss -Hltn "src 127.0.0.1 and sport = :$port" 2>/dev/null)" ]; then
+            export DNS_PORT=$port DNSMASQ_LOG
+            return 0
+        fi
+        kill -0 "$DNSMASQ_PID" 2>/dev/null || fail "dnsmasq exited at start-up: $(tail -n 5 "$DNSMASQ_LOG")"
+        sleep 0.1
+    done
+    fail "dnsmasq does not listen on 127.0.0.1:$port after 5 s"
+}
+
+stop_dnsmasq() {
+    stop_pid "$DNSMASQ_PID" 3
+    DNSMASQ_PID=
+}
+
+# dns_queries REGEX: how many queries dnsmasq logged (all its runs) whose line matches REGEX,
+# e.g. dns_queries 'query\[SRV\] _xmpp-server._tcp.other.test'.
+dns_queries() {
+    cat "$T"/dnsmasq.*.log 2>/dev/null | grep -Ec -- "$1" || true
+}
+
+# start_jabberd2_s2s DOMAIN [C2S_PORT] [S2S_PORT]: like start_jabberd2, with jabberd2's s2s
+# component on S2S_PORT (default a free port) and its resolver asking 127.0.0.1:$DNS_PORT
+# (start_dnsmasq first; without DNS_PORT it asks 127.0.0.1:53). Exports BACKEND_C2S_PORT,
+# BACKEND_S2S_PORT, JABBERD2_DIR; the dialback secret is in $JABBERD2_DIR/s2s-secret. The
+# JABBERD2_S2S_SECRET and JABBERD2_S2S_SET variables (scripts/jabberd2-local.sh) pass through.
+# Log counting (jabberd2_mark, jabberd2_s2s_mark) starts now.
+start_jabberd2_s2s() {
+    local domain=$1 port=${2:-} s2s_port=${3:-}
+    [ -x /usr/sbin/jabberd2-s2s ] || skip "jabberd2 not installed (scripts/deps.sh test)"
+    need_cmd sqlite3 ss
+    [ -n "$port" ] || port=$(free_port)
+    [ -n "$s2s_port" ] || s2s_port=$(free_port)
+    JABBERD2_STARTS=$((JABBERD2_STARTS + 1))
+    JABBERD2_DIR=$T/jabberd2.$JABBERD2_STARTS
+    _LIB_DIRS+=("$JABBERD2_DIR")
+    JABBERD2_S2S_DNS=127.0.0.1:${DNS_PORT:-53} \
+        "$JABBERD2_LOCAL" start "$JABBERD2_DIR" "$domain" "$port" "$s2s_port" >/dev/null ||
+        fail "jabberd2 (with s2s) did not start (see above)"
+    export BACKEND_C2S_PORT=$port BACKEND_S2S_PORT=$s2s_port JABBERD2_DIR
+    jabberd2_mark
+    jabberd2_s2s_mark
+}
+
+# jabberd2_s2s_mark / jabberd2_s2s_log_new: s2s.log lines written after the mark. s2s logs
+# "[FD] [IP, port=N] incoming connection" per accepted connection, "[FD] [IP, port=N] outgoing
+# connection for 'DOMAIN'" per connection it opens, and its dialback verdicts.
+jabberd2_s2s_mark() {
+    JABBERD2_S2S_MARK=$(wc -l <"$JABBERD2_DIR/s2s.log")
+}
+jabberd2_s2s_log_new() {
+    tail -n +"$((${JABBERD2_S2S_MARK:-0} + 1))" "$JABBERD2_DIR/s2s.log"
+}
+
+# jabberd2_s2s_log_has REGEX: an extended regex matches an s2s.log line written since the mark.
+jabberd2_s2s_log_has() {
+    jabberd2_s2s_log_new | grep -Eq -- "$1"
+}
+
+# jabberd2_s2s_log_count REGEX: how many s2s.log lines since the mark match.
+jabberd2_s2s_log_count() {
+    jabberd2_s2s_log_new | grep -Ec -- "$1" || true
+}
+
+# wait_jabberd2_s2s_log REGEX [TIMEOUT]: until such a line appears (default 5 s).
+wait_jabberd2_s2s_log() {
+    wait_until "${2:-5}" jabberd2_s2s_log_has "$1"
+}
+
+# start_prosody DOMAIN [plain|tls] [C2S_PORT] [S2S_PORT]: a private Prosody 0.12
+# (scripts/prosody-local.sh; users alice/secret and bob/secret unless PROSODY_USERS) in a new
+# folder under $T, its outbound s2s resolved through 127.0.0.1:$DNS_PORT (start_dnsmasq first).
+# plain: no TLS anywhere, dialback; tls: certificate $XTP_CERTS/DOMAIN.crt, only $CA trusted,
+# s2s_require_encryption and s2s_secure_auth. PROSODY_EXTRA, PROSODY_HOST_EXTRA,
+# PROSODY_MODULES, PROSODY_S2S_DIRECT_PORT and PROSODY_LOG_LEVEL pass through. Exports
+# PROSODY_DIR, PROSODY_C2S_PORT, PROSODY_S2S_PORT, PROSODY_LOG. Log counting starts now.
+start_prosody() {
+    local domain=$1 mode=${2:-plain} port=${3:-} s2s_port=${4:-}
+    [ -x /usr/bin/prosody ] || skip "prosody not installed (scripts/deps.sh test)"
+    need_cmd ss
+    [ -n "$port" ] || port=$(free_port)
+    [ -n "$s2s_port" ] || s2s_port=$(free_port)
+    PROSODY_STARTS=$((PROSODY_STARTS + 1))
+    PROSODY_DIR=$T/prosody.$PROSODY_STARTS
+    _LIB_PROSODY_DIRS+=("$PROSODY_DIR")
+    PROSODY_DNS=127.0.0.1:${DNS_PORT:-53} PROSODY_CERTS=$XTP_CERTS \
+        "$PROSODY_LOCAL" start "$PROSODY_DIR" "$domain" "$port" "$s2s_port" "$mode" >/dev/null ||
+        fail "prosody did not start (see above)"
+    export PROSODY_DIR PROSODY_C2S_PORT=$port PROSODY_S2S_PORT=$s2s_port
+    export PROSODY_LOG=$PROSODY_DIR/prosody.log
+    prosody_mark
+}
+
+stop_prosody() {
+    [ -n "$PROSODY_DIR" ] || return 0
+    "$PROSODY_LOCAL" stop "$PROSODY_DIR" >/dev/null
+}
+
+# prosody_mark / prosody_log_new / prosody_log_has REGEX / prosody_log_count REGEX /
+# wait_prosody_log REGEX [TIMEOUT]: Prosody's log since the mark (debug level by default).
+prosody_mark() {
+    PROSODY_MARK=$(wc -l <"$PROSODY_LOG")
+}
+prosody_log_new() {
+    tail -n +"$((${PROSODY_MARK:-0} + 1))" "$PROSODY_LOG"
+}
+prosody_log_has() {
+    prosody_log_new | grep -Eq -- "$1"
+}
+prosody_log_count() {
+    prosody_log_new | grep -Ec -- "$1" || true
+}
+wait_prosody_log() {
+    wait_until "${2:-5}" prosody_log_has "$1"
+}
+
+# start_tap NAME PORT [TAP_ARGS...]: tests/integration/tap.py relaying a new free port to
+# 127.0.0.1:PORT, logging every chunk both ways to $T/tap-NAME.log (format: tap.py --help).
+# Exports TAP_PORT (where to connect) and TAP_LOG; the EXIT trap stops it.
+start_tap() {
+    local name=$1 port=$2 i
+    shift 2
+    rm -f "$T/tap-$name.port"
+    bg "$PY" "$LIB_DIR/tap.py" --listen 127.0.0.1:0 --connect "127.0.0.1:$port" \
+        --log "$T/tap-$name.log" --port-file "$T/tap-$name.port" "$@"
+    for ((i = 0; i < 50; i++)); do
+        if [ -s "$T/tap-$name.port" ]; then
+            TAP_PORT=$(cat "$T/tap-$name.port")
+            TAP_LOG=$T/tap-$name.log
+            export TAP_PORT TAP_LOG
+            return 0
+        fi
+        kill -0 "$BG_PID" 2>/dev/null || fail "tap $name exited at start-up"
+        sleep 0.1
+    done
+    fail "tap $name did not listen after 5 s"
+}
+
+# tap_log_has NAME REGEX: an extended regex matches a line of tap NAME's log.
+tap_log_has() {
+    grep -Eq -- "$2" "$T/tap-$1.log" 2>/dev/null
+}
+
+# s2s_chat ARGS...: tests/integration/s2s_chat.py with --ca filled in, e.g.
+#   s2s_chat --a alice@example.test --a-addr 127.0.0.1:$BACKEND_C2S_PORT \
+#            --b bob@other.test --b-addr 127.0.0.1:$PROSODY_C2S_PORT --count 5
+# Exit status: 0 all messages arrived in order, 1 a login failed, 3 messages missing/bounced.
+s2s_chat() {
+    "$PY" "$LIB_DIR/s2s_chat.py" --ca "$CA" "$@"
 }
 
 # ---- the proxy -------------------------------------------------------------------------------

@@ -6,6 +6,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <limits.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -483,6 +484,210 @@ TEST(close_with_pending)
     close(t.silent_fd);
 }
 
+/* ---- DNSSEC: a signed zone served by libunbound's own auth-zone ---- */
+
+/* data/dnssec/sec.test.zone is signed by gen.py beside it (ECDSA P-256, NSEC, valid until
+ * 2080), with some signatures broken on purpose; sec.test.key is its trust anchor. The
+ * resolver recurses (no forwarder); the auth-zone answers sec.test. as if from upstream, so
+ * the validator checks it; the root is stubbed to the silent socket. */
+static char sec_conf[512], sec_dir[256];
+
+static bool sec_paths(char *zone, char *key, size_t len)
+{
+    const char *src = getenv("XTP_SRC");
+    char rel[512];
+
+    snprintf(rel, sizeof(rel), "%s/tests/unit/data/dnssec/sec.test.zone", src ? src : "..");
+    if (src == NULL || realpath(rel, zone) == NULL) {
+        if (realpath("data/dnssec/sec.test.zone", zone) == NULL) {
+            TEST_FAIL_("cannot find %s", "data/dnssec/sec.test.zone");
+            return false;
+        }
+    }
+    snprintf(key, len, "%.*s.key", (int)(strlen(zone) - strlen(".zone")), zone);
+    return true;
+}
+
+static void run_init_sec(struct run *t)
+{
+    static const char *const no_forwarders[] = {NULL};
+    char zone[PATH_MAX], key[PATH_MAX], err[256] = "";
+    struct dns_opts o = {.forwarders = no_forwarders, .timeout_ms = 5000};
+    FILE *f;
+
+    memset(t, 0, sizeof(*t));
+    t->silent_fd = -1;
+    uv_loop_init(&t->loop);
+    uv_timer_init(&t->loop, &t->guard);
+    t->guard.data = t;
+    if (!sec_paths(zone, key, sizeof(key)))
+        return;
+    t->silent_fd = silent_forwarder(t->fwd, sizeof(t->fwd));
+    snprintf(sec_dir, sizeof(sec_dir), "%s/test_dns.XXXXXX",
+             getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+    if (mkdtemp(sec_dir) == NULL) {
+        TEST_FAIL_("mkdtemp: %s", strerror(errno));
+        return;
+    }
+    snprintf(sec_conf, sizeof(sec_conf), "%s/unbound.conf", sec_dir);
+    f = fopen(sec_conf, "w");
+    if (f == NULL) {
+        TEST_FAIL_("%s: %s", sec_conf, strerror(errno));
+        return;
+    }
+    fprintf(f,
+            "server:\n"
+            "    verbosity: 0\n"
+            "    local-zone: \"test.\" nodefault\n" /* RFC 6761 default: NXDOMAIN for all */
+            "    do-not-query-localhost: no\n"
+            "    trust-anchor-signaling: no\n"
+            "stub-zone:\n"
+            "    name: \".\"\n"
+            "    stub-addr: %s\n"
+            "auth-zone:\n"
+            "    name: \"sec.test.\"\n"
+            "    zonefile: \"%s\"\n"
+            "    for-upstream: yes\n"
+            "    for-downstream: no\n"
+            "    fallback-enabled: no\n",
+            t->fwd, zone);
+    fclose(f);
+    o.ub_config = sec_conf;
+    o.trust_anchor_file = key;
+    t->d = dns_new(&t->loop, &o, err, sizeof(err));
+    EXPECT_MSG(t->d != NULL, "%s", err);
+}
+
+static void cleanup_sec(struct run *t)
+{
+    run_cleanup(t);
+    unlink(sec_conf);
+    rmdir(sec_dir);
+}
+
+/* The TLSA RRset has the wanted records, in any order (RRsets have none). Each wanted record
+ * is usage, selector, matching type, a length and one byte value filling the data. */
+static void expect_tlsa(const struct dns_cand *c, size_t n, const uint8_t (*want)[3],
+                        const uint8_t *fill, const size_t *len)
+{
+    EXPECT_EQ(n, c->ntlsa);
+    for (size_t i = 0; i < n; i++) {
+        bool found = false;
+
+        for (size_t j = 0; j < c->ntlsa && !found; j++) {
+            const struct srv_tlsa *t = &c->tlsa[j];
+            bool same = t->usage == want[i][0] && t->selector == want[i][1] &&
+                        t->mtype == want[i][2] && t->len == len[i];
+
+            for (size_t k = 0; same && k < t->len; k++)
+                same = t->data[k] == fill[i];
+            found = same;
+        }
+        EXPECT_MSG(found, "TLSA %u %u %u with %zu bytes of %02x", want[i][0], want[i][1],
+                   want[i][2], len[i], fill[i]);
+    }
+}
+
+TEST(dnssec_secure)
+{
+    struct run t;
+    struct dns_result *r;
+    char buf[80];
+
+    run_init_sec(&t);
+    if (t.d == NULL) {
+        cleanup_sec(&t);
+        return;
+    }
+    /* Both SRV names signed, one target, AAAA and A signed, TLSA signed for both ports. */
+    r = lookup(&t, "sec.test");
+    if (r != NULL) {
+        static const char *const addrs[] = {"[2001:db8::1:2]:5223", "127.0.1.2:5223",
+                                            "[2001:db8::1:2]:5269", "127.0.1.2:5269"};
+        static const uint8_t tl_direct[][3] = {{3, 1, 1}, {2, 0, 2}};
+        static const uint8_t fill_direct[] = {0x22, 0x33};
+        static const size_t len_direct[] = {32, 64};
+        static const uint8_t tl_starttls[][3] = {{3, 1, 1}};
+        static const uint8_t fill_starttls[] = {0x11};
+        static const size_t len_starttls[] = {32};
+
+        EXPECT_EQ_MSG(0, r->err, "%s", r->why);
+        EXPECT(r->srv_secure);
+        EXPECT(!r->fallback);
+        EXPECT_EQ(4, r->ncand);
+        for (size_t i = 0; i < 4 && i < r->ncand; i++) {
+            EXPECT_STR_MSG(addrs[i], addr_text(&r->cand[i], buf, sizeof(buf)), "cand %zu", i);
+            EXPECT_MSG(r->cand[i].secure, "cand %zu", i);
+            EXPECT_EQ_MSG(i < 2, r->cand[i].direct_tls, "cand %zu", i);
+            EXPECT_STR_MSG("xmpp.sec.test", r->cand[i].host, "cand %zu", i);
+            if (i < 2)
+                expect_tlsa(&r->cand[i], 2, tl_direct, fill_direct, len_direct);
+            else
+                expect_tlsa(&r->cand[i], 1, tl_starttls, fill_starttls, len_starttls);
+        }
+    }
+    /* No SRV (proven by NSEC), an A but no AAAA (proven), TLSA at the domain's port 5269. */
+    r = lookup(&t, "plain.sec.test");
+    if (r != NULL) {
+        static const uint8_t tl[][3] = {{3, 0, 1}};
+        static const uint8_t fill[] = {0x44};
+        static const size_t len[] = {32};
+
+        EXPECT_EQ_MSG(0, r->err, "%s", r->why);
+        EXPECT(r->fallback);
+        EXPECT(r->srv_secure);
+        EXPECT_EQ(1, r->ncand);
+        if (r->ncand == 1) {
+            EXPECT_STR("127.0.1.3:5269", addr_text(&r->cand[0], buf, sizeof(buf)));
+            EXPECT(r->cand[0].secure);
+            EXPECT(!r->cand[0].direct_tls);
+            expect_tlsa(&r->cand[0], 1, tl, fill, len);
+        }
+    }
+    cleanup_sec(&t);
+}
+
+TEST(dnssec_bogus)
+{
+    struct run t;
+    struct dns_result *r;
+    char buf[80];
+
+    run_init_sec(&t);
+    if (t.d == NULL) {
+        cleanup_sec(&t);
+        return;
+    }
+    /* A bogus SRV RRset fails the lookup: no fallback to the (secure) absence of the other. */
+    r = lookup(&t, "bad.sec.test");
+    if (r != NULL) {
+        EXPECT_EQ(XTP_EDNS, r->err);
+        EXPECT_EQ(0, r->ncand);
+        EXPECT_MSG(strstr(r->why, "_xmpp-server SRV: DNSSEC bogus") != NULL, "%s", r->why);
+    }
+    /* A bogus A RRset drops its target (RFC 7673 §3.2); the next target is used. */
+    r = lookup(&t, "badaddr.sec.test");
+    if (r != NULL) {
+        EXPECT_EQ_MSG(0, r->err, "%s", r->why);
+        EXPECT_EQ(2, r->ncand);
+        if (r->ncand >= 1) {
+            EXPECT_STR("xmpp.sec.test", r->cand[0].host);
+            EXPECT_STR("[2001:db8::1:2]:5269", addr_text(&r->cand[0], buf, sizeof(buf)));
+            EXPECT_EQ(1, r->cand[0].ntlsa);
+        }
+        EXPECT_MSG(strstr(r->why, "t1.badaddr.sec.test A: DNSSEC bogus") != NULL, "%s", r->why);
+    }
+    /* A bogus TLSA RRset drops its endpoint (RFC 7673 §3.4): here the only one. */
+    r = lookup(&t, "badtlsa.sec.test");
+    if (r != NULL) {
+        EXPECT_EQ(XTP_EDNS, r->err);
+        EXPECT_EQ(0, r->ncand);
+        EXPECT_MSG(strstr(r->why, "_5269._tcp.t2.badtlsa.sec.test TLSA: DNSSEC bogus") != NULL,
+                   "%s", r->why);
+    }
+    cleanup_sec(&t);
+}
+
 TEST(new_errors)
 {
     uv_loop_t loop;
@@ -511,9 +716,25 @@ TEST(new_errors)
     EXPECT(dns_new(&loop, &o, err, sizeof(err)) == NULL);
     EXPECT_MSG(strstr(err, "/nonexistent/root.key") != NULL, "%s", err);
 
+    /* A readable anchor file that holds no anchor: libunbound reads it when the context is
+     * finalised, which dns_new() forces, so this fails at startup and not at the first
+     * lookup. */
+    {
+        char path[] = "/tmp/test_dns_ta.XXXXXX";
+        int fd = mkstemp(path);
+
+        EXPECT(fd >= 0 && write(fd, "garbage\n", 8) == 8);
+        if (fd >= 0)
+            close(fd);
+        o.trust_anchor_file = path;
+        EXPECT(dns_new(&loop, &o, err, sizeof(err)) == NULL);
+        EXPECT_MSG(strstr(err, "resolver settings") != NULL, "%s", err);
+        unlink(path);
+    }
+
     EXPECT_EQ(0, uv_loop_close(&loop)); /* failures leave no handle behind */
 }
 
 TEST_MAIN(merged_and_ordered, dot_target, fallback_without_srv, nxdomain, unusable_records,
           failed_srv_no_fallback, timeout, cancel_before_completion, cancel_from_callback,
-          bad_domain_async, close_with_pending, new_errors)
+          bad_domain_async, close_with_pending, dnssec_secure, dnssec_bogus, new_errors)
