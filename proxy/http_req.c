@@ -15,20 +15,20 @@
 struct http_req {
     llhttp_t p;
     enum http_req_result state;
-    size_t head;         /* bytes given to llhttp for the current request */
-    unsigned nheaders;   /* header fields seen */
-    unsigned nhost;      /* Host fields seen */
-    bool method_done;    /* llhttp knows the method */
-    bool url_done;       /* the request target is complete */
-    bool version_done;   /* llhttp accepted the version */
-    bool keep_alive;     /* valid after DONE */
-    int minor;           /* valid after DONE */
-    int status;          /* the error status our callbacks chose; 0 when llhttp failed */
-    const char *error;   /* static text */
-    char field[5];       /* the start of the current field name: is it "Host"? */
-    size_t field_len;    /* sizeof(field) means "longer than Host" */
-    char version[4];     /* "1.1" as sent, to tell 505 from 400 */
-    size_t version_len;  /* sizeof(version) means "longer than D.D" */
+    size_t head;        /* bytes given to llhttp for the current request */
+    unsigned nheaders;  /* header fields seen */
+    unsigned nhost;     /* Host fields seen */
+    bool method_done;   /* llhttp knows the method */
+    bool url_done;      /* the request target is complete */
+    bool version_done;  /* llhttp accepted the version */
+    bool keep_alive;    /* valid after DONE */
+    int minor;          /* valid after DONE */
+    int status;         /* the error status our callbacks chose; 0 when llhttp failed */
+    const char *error;  /* static text */
+    char field[5];      /* the start of the current field name: is it "Host"? */
+    size_t field_len;   /* sizeof(field) means "longer than Host" */
+    char version[4];    /* "1.1" as sent, to tell 505 from 400 */
+    size_t version_len; /* sizeof(version) means "longer than D.D" */
     size_t url_len;
     char url[HTTP_REQ_MAX_URL + 1]; /* the target; after DONE, the path, NUL-terminated */
 };
@@ -234,8 +234,7 @@ static enum http_req_result fail(struct http_req *r, llhttp_errno_t e)
     return r->state;
 }
 
-enum http_req_result http_req_feed(struct http_req *r, const void *data, size_t len,
-                                   size_t *used)
+enum http_req_result http_req_feed(struct http_req *r, const void *data, size_t len, size_t *used)
 {
     const char *d = data;
     size_t off = 0;
@@ -250,8 +249,8 @@ enum http_req_result http_req_feed(struct http_req *r, const void *data, size_t 
         if (n == 0) {
             if (off < len || r->head == HTTP_REQ_MAX_HEAD) {
                 r->status = r->url_done ? 431 : 414;
-                r->error = r->url_done ? "request header section too large"
-                                       : "request target too long";
+                r->error =
+                    r->url_done ? "request header section too large" : "request target too long";
                 r->state = HTTP_REQ_ERROR;
             }
             break;

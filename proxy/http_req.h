@@ -41,8 +41,7 @@ void http_req_free(struct http_req *r); /* NULL is fine */
  * HTTP_REQ_MORE; up to the end of the request for HTTP_REQ_DONE (the rest belongs to the next,
  * pipelined, request); up to the offending byte for HTTP_REQ_ERROR. After DONE or ERROR
  * further calls return the same result with *used = 0 until http_req_next(). */
-enum http_req_result http_req_feed(struct http_req *r, const void *data, size_t len,
-                                   size_t *used);
+enum http_req_result http_req_feed(struct http_req *r, const void *data, size_t len, size_t *used);
 
 /* After HTTP_REQ_DONE: forget the request and get ready for the next one on the same
  * connection. Must not be called after HTTP_REQ_ERROR. */

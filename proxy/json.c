@@ -621,7 +621,7 @@ void json_value_free(struct json_value *v)
 
 int json_parse(const void *text, size_t len, struct json_value **out, char *err, size_t errlen)
 {
-    struct parser p = { text, len, 0, 0, err, errlen };
+    struct parser p = {text, len, 0, 0, err, errlen};
     struct json_value *v = calloc(1, sizeof(*v));
 
     *out = NULL;

@@ -57,8 +57,8 @@ enum json_type { JSON_NULL = 0, JSON_BOOL, JSON_NUMBER, JSON_STRING, JSON_ARRAY,
 
 struct json_value {
     enum json_type type;
-    char *key; /* owned; the member name when the parent is an object, else NULL */
-    bool b;    /* JSON_BOOL */
+    char *key;   /* owned; the member name when the parent is an object, else NULL */
+    bool b;      /* JSON_BOOL */
     bool is_int; /* JSON_NUMBER: an integer that fits i (no fraction or exponent) */
     int64_t i;   /* JSON_NUMBER when is_int */
     double d;    /* JSON_NUMBER, always */

@@ -44,10 +44,10 @@ struct metrics_reg {
     size_t nshards;
 };
 
-static const char *const auth_methods[METRICS_AUTH__COUNT] = { "pkix", "dane", "dialback" };
-static const char *const auth_results[METRICS_AUTH_RESULT__COUNT] = { "ok", "fail" };
-static const char *const dirs[METRICS_DIR__COUNT] = { "from-peer", "to-peer", "from-backend",
-                                                      "to-backend" };
+static const char *const auth_methods[METRICS_AUTH__COUNT] = {"pkix", "dane", "dialback"};
+static const char *const auth_results[METRICS_AUTH_RESULT__COUNT] = {"ok", "fail"};
+static const char *const dirs[METRICS_DIR__COUNT] = {"from-peer", "to-peer", "from-backend",
+                                                     "to-backend"};
 
 /* A single writer per shard: a relaxed load and store make the update atomic for readers
  * (never torn, never a data race) without a locked instruction. */
@@ -277,8 +277,8 @@ static void family(struct out *o, const char *name, const char *type, const char
 }
 
 /* name{k1="v1",k2="v2"} value: up to two labels (k2 may be NULL), and the value as text. */
-static void sample(struct out *o, const char *name, const char *k1, const char *v1,
-                   const char *k2, const char *v2, const char *value)
+static void sample(struct out *o, const char *name, const char *k1, const char *v1, const char *k2,
+                   const char *v2, const char *value)
 {
     puts_(o, name);
     if (k1 != NULL) {
@@ -379,7 +379,7 @@ static void render_handshakes(struct out *o, const struct metrics_reg *r)
 
 int metrics_render(const struct metrics_reg *r, struct bytes *out)
 {
-    struct out o = { out, 0 };
+    struct out o = {out, 0};
     const char *name;
 
     name = "xtp_sessions";

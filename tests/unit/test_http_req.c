@@ -35,9 +35,8 @@ static void describe(const char *in, size_t len, const size_t *cuts, size_t ncut
                 o += (size_t)snprintf(out + o, outlen - o, "E%d", http_req_status(r));
                 goto done;
             }
-            o += (size_t)snprintf(out + o, outlen - o, "%s %s ka=%d v=1.%d;",
-                                  http_req_method(r), http_req_path(r), http_req_keep_alive(r),
-                                  http_req_minor(r));
+            o += (size_t)snprintf(out + o, outlen - o, "%s %s ka=%d v=1.%d;", http_req_method(r),
+                                  http_req_path(r), http_req_keep_alive(r), http_req_minor(r));
             http_req_next(r);
         }
     }
@@ -56,58 +55,57 @@ static const struct {
     const char *in;
     const char *want;
 } rows[] = {
-    { "GET /metrics HTTP/1.1\r\n" H "\r\n", "GET /metrics ka=1 v=1.1;" },
-    { "GET /status?x=1&y#frag HTTP/1.1\r\n" H "\r\n", "GET /status ka=1 v=1.1;" },
-    { "GET /a#f HTTP/1.1\r\n" H "\r\n", "GET /a ka=1 v=1.1;" },
-    { "GET http://h:9480/healthz?q HTTP/1.1\r\n" H "\r\n", "GET /healthz ka=1 v=1.1;" },
-    { "GET HTTPS://h HTTP/1.1\r\n" H "\r\n", "GET / ka=1 v=1.1;" },
-    { "GET /a HTTP/1.1\r\n" H "Connection: close\r\n\r\n", "GET /a ka=0 v=1.1;" },
-    { "GET /a HTTP/1.0\r\n\r\n", "GET /a ka=0 v=1.0;" },
-    { "GET /a HTTP/1.0\r\nConnection: keep-alive\r\n\r\n", "GET /a ka=1 v=1.0;" },
-    { "GET /a HTTP/1.1\r\n" H "Content-Length: 0\r\n\r\n", "GET /a ka=1 v=1.1;" },
-    { "GET /a HTTP/1.1\r\nhOsT: x\r\n\r\n", "GET /a ka=1 v=1.1;" },
+    {"GET /metrics HTTP/1.1\r\n" H "\r\n", "GET /metrics ka=1 v=1.1;"},
+    {"GET /status?x=1&y#frag HTTP/1.1\r\n" H "\r\n", "GET /status ka=1 v=1.1;"},
+    {"GET /a#f HTTP/1.1\r\n" H "\r\n", "GET /a ka=1 v=1.1;"},
+    {"GET http://h:9480/healthz?q HTTP/1.1\r\n" H "\r\n", "GET /healthz ka=1 v=1.1;"},
+    {"GET HTTPS://h HTTP/1.1\r\n" H "\r\n", "GET / ka=1 v=1.1;"},
+    {"GET /a HTTP/1.1\r\n" H "Connection: close\r\n\r\n", "GET /a ka=0 v=1.1;"},
+    {"GET /a HTTP/1.0\r\n\r\n", "GET /a ka=0 v=1.0;"},
+    {"GET /a HTTP/1.0\r\nConnection: keep-alive\r\n\r\n", "GET /a ka=1 v=1.0;"},
+    {"GET /a HTTP/1.1\r\n" H "Content-Length: 0\r\n\r\n", "GET /a ka=1 v=1.1;"},
+    {"GET /a HTTP/1.1\r\nhOsT: x\r\n\r\n", "GET /a ka=1 v=1.1;"},
     /* Pipelining, with the CRLF some clients put between requests. */
-    { "GET /a HTTP/1.1\r\n" H "\r\nGET /b HTTP/1.1\r\n" H "\r\n",
-      "GET /a ka=1 v=1.1;GET /b ka=1 v=1.1;" },
-    { "GET /a HTTP/1.1\r\n" H "\r\n\r\nGET /b HTTP/1.1\r\n" H "Connection: close\r\n\r\n",
-      "GET /a ka=1 v=1.1;GET /b ka=0 v=1.1;" },
+    {"GET /a HTTP/1.1\r\n" H "\r\nGET /b HTTP/1.1\r\n" H "\r\n",
+     "GET /a ka=1 v=1.1;GET /b ka=1 v=1.1;"},
+    {"GET /a HTTP/1.1\r\n" H "\r\n\r\nGET /b HTTP/1.1\r\n" H "Connection: close\r\n\r\n",
+     "GET /a ka=1 v=1.1;GET /b ka=0 v=1.1;"},
     /* An upgrade request is answered as a plain one; what follows is the next request. */
-    { "GET /a HTTP/1.1\r\n" H "Connection: upgrade\r\nUpgrade: websocket\r\n\r\n"
-      "GET /b HTTP/1.1\r\n" H "\r\n",
-      "GET /a ka=1 v=1.1;GET /b ka=1 v=1.1;" },
+    {"GET /a HTTP/1.1\r\n" H "Connection: upgrade\r\nUpgrade: websocket\r\n\r\n"
+     "GET /b HTTP/1.1\r\n" H "\r\n",
+     "GET /a ka=1 v=1.1;GET /b ka=1 v=1.1;"},
     /* Errors. */
-    { "POST /a HTTP/1.1\r\n" H "\r\n", "E405" },
-    { "HEAD /a HTTP/1.1\r\n" H "\r\n", "E405" },
-    { "PUT /a HTTP/1.1\r\n" H "Content-Length: 3\r\n\r\nabc", "E405" },
-    { "CONNECT h:1 HTTP/1.1\r\n" H "\r\n", "E405" },
-    { "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", "E405" },
-    { "BREW /pot HTTP/1.1\r\n" H "\r\n", "E400" },
-    { "GET /a HTTP/1.1\r\n" H "Content-Length: 1\r\n\r\nx", "E413" },
-    { "GET /a HTTP/1.1\r\n" H "Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n", "E413" },
-    { "GET /a HTTP/1.1\r\n" H "Transfer-Encoding: gzip\r\n\r\n", "E400" },
-    { "GET /a HTTP/1.1\r\n" H "Content-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n",
-      "E400" },
-    { "GET /a HTTP/1.1\r\n" H "Content-Length: 1\r\nContent-Length: 1\r\n\r\n", "E400" },
-    { "GET /a HTTP/1.1\r\n\r\n", "E400" },
-    { "GET /a HTTP/1.1\r\n" H H "\r\n", "E400" },
-    { "GET /a HTTP/1.0\r\n" H H "\r\n", "E400" },
-    { "GET /a HTTP/1.1\n" H "\n", "E400" },
-    { "GET /a HTTP/1.1\r\nBad Header: x\r\n\r\n", "E400" },
-    { "GET /a HTTP/1.1\r\n" H " folded\r\n\r\n", "E400" },
-    { "GET /a\x01 HTTP/1.1\r\n" H "\r\n", "E400" },
-    { "\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03", "E400" },
-    { "GET /a HTTP/2.0\r\n\r\n", "E505" },
-    { "GET /a HTTP/0.9\r\n\r\n", "E505" },
-    { "GET /a HTTP/1.2\r\n" H "\r\n", "E505" },
-    { "GET /a HTTP/3.0\r\n" H "\r\n", "E505" },
-    { "GET /a HTTP/12.0\r\n" H "\r\n", "E400" },
-    { "GET /a HTTQ/1.1\r\n" H "\r\n", "E400" },
+    {"POST /a HTTP/1.1\r\n" H "\r\n", "E405"},
+    {"HEAD /a HTTP/1.1\r\n" H "\r\n", "E405"},
+    {"PUT /a HTTP/1.1\r\n" H "Content-Length: 3\r\n\r\nabc", "E405"},
+    {"CONNECT h:1 HTTP/1.1\r\n" H "\r\n", "E405"},
+    {"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", "E405"},
+    {"BREW /pot HTTP/1.1\r\n" H "\r\n", "E400"},
+    {"GET /a HTTP/1.1\r\n" H "Content-Length: 1\r\n\r\nx", "E413"},
+    {"GET /a HTTP/1.1\r\n" H "Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n", "E413"},
+    {"GET /a HTTP/1.1\r\n" H "Transfer-Encoding: gzip\r\n\r\n", "E400"},
+    {"GET /a HTTP/1.1\r\n" H "Content-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n", "E400"},
+    {"GET /a HTTP/1.1\r\n" H "Content-Length: 1\r\nContent-Length: 1\r\n\r\n", "E400"},
+    {"GET /a HTTP/1.1\r\n\r\n", "E400"},
+    {"GET /a HTTP/1.1\r\n" H H "\r\n", "E400"},
+    {"GET /a HTTP/1.0\r\n" H H "\r\n", "E400"},
+    {"GET /a HTTP/1.1\n" H "\n", "E400"},
+    {"GET /a HTTP/1.1\r\nBad Header: x\r\n\r\n", "E400"},
+    {"GET /a HTTP/1.1\r\n" H " folded\r\n\r\n", "E400"},
+    {"GET /a\x01 HTTP/1.1\r\n" H "\r\n", "E400"},
+    {"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03", "E400"},
+    {"GET /a HTTP/2.0\r\n\r\n", "E505"},
+    {"GET /a HTTP/0.9\r\n\r\n", "E505"},
+    {"GET /a HTTP/1.2\r\n" H "\r\n", "E505"},
+    {"GET /a HTTP/3.0\r\n" H "\r\n", "E505"},
+    {"GET /a HTTP/12.0\r\n" H "\r\n", "E400"},
+    {"GET /a HTTQ/1.1\r\n" H "\r\n", "E400"},
     /* An error ends the connection: the second request is never parsed. */
-    { "POST /a HTTP/1.1\r\n" H "\r\nGET /b HTTP/1.1\r\n" H "\r\n", "E405" },
-    { "GET /a HTTP/1.1\r\n" H "\r\nDELETE /b HTTP/1.1\r\n" H "\r\n", "GET /a ka=1 v=1.1;E405" },
+    {"POST /a HTTP/1.1\r\n" H "\r\nGET /b HTTP/1.1\r\n" H "\r\n", "E405"},
+    {"GET /a HTTP/1.1\r\n" H "\r\nDELETE /b HTTP/1.1\r\n" H "\r\n", "GET /a ka=1 v=1.1;E405"},
     /* Data after "Connection: close" is a protocol error, not a second request. */
-    { "GET /a HTTP/1.1\r\n" H "Connection: close\r\n\r\nGET /b HTTP/1.1\r\n" H "\r\n",
-      "GET /a ka=0 v=1.1;E400" },
+    {"GET /a HTTP/1.1\r\n" H "Connection: close\r\n\r\nGET /b HTTP/1.1\r\n" H "\r\n",
+     "GET /a ka=0 v=1.1;E400"},
 };
 
 TEST(http_req_table)

@@ -64,31 +64,31 @@ static const struct {
     size_t len; /* 0: strlen */
     const char *want;
 } escapes[] = {
-    { "plain", 0, "\"plain\"" },
-    { "", 0, "\"\"" },
-    { "q\"b\\s/", 0, "\"q\\\"b\\\\s/\"" },
-    { "\b\f\n\r\t", 0, "\"\\b\\f\\n\\r\\t\"" },
-    { "\x01\x1f\x7f", 0, "\"\\u0001\\u001f\\u007f\"" },
-    { "a\0b", 3, "\"a\\u0000b\"" },
-    { "\x1b[31mred", 0, "\"\\u001b[31mred\"" },
+    {"plain", 0, "\"plain\""},
+    {"", 0, "\"\""},
+    {"q\"b\\s/", 0, "\"q\\\"b\\\\s/\""},
+    {"\b\f\n\r\t", 0, "\"\\b\\f\\n\\r\\t\""},
+    {"\x01\x1f\x7f", 0, "\"\\u0001\\u001f\\u007f\""},
+    {"a\0b", 3, "\"a\\u0000b\""},
+    {"\x1b[31mred", 0, "\"\\u001b[31mred\""},
     /* Well-formed UTF-8 stays as it is. */
-    { "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x94\x92 \xef\xbf\xbd", 0,
-      "\"caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x94\x92 \xef\xbf\xbd\"" },
-    { "\xe2\x80\xa8", 0, "\"\xe2\x80\xa8\"" },
+    {"caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x94\x92 \xef\xbf\xbd", 0,
+     "\"caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x94\x92 \xef\xbf\xbd\""},
+    {"\xe2\x80\xa8", 0, "\"\xe2\x80\xa8\""},
     /* Ill-formed: one U+FFFD per maximal subpart (Unicode §3.9). */
-    { "\xff", 0, "\"\xef\xbf\xbd\"" },
-    { "a\x80z", 0, "\"a\xef\xbf\xbdz\"" },
-    { "\xc3", 0, "\"\xef\xbf\xbd\"" },
-    { "\xc3(", 0, "\"\xef\xbf\xbd(\"" },
-    { "\xc0\xaf", 0, "\"\xef\xbf\xbd\xef\xbf\xbd\"" },         /* overlong '/' */
-    { "\xe0\x80\xaf", 0, "\"\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\"" },
-    { "\xed\xa0\x80", 0, "\"\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\"" }, /* a surrogate */
-    { "\xe2\x82", 0, "\"\xef\xbf\xbd\"" },                     /* truncated, one subpart */
-    { "\xe2\x82x", 0, "\"\xef\xbf\xbdx\"" },
-    { "\xf0\x9f\x94", 0, "\"\xef\xbf\xbd\"" },
-    { "\xf4\x90\x80\x80", 0, "\"\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\"" },
-    { "\xf5\x80", 0, "\"\xef\xbf\xbd\xef\xbf\xbd\"" },
-    { "\xc3\"", 0, "\"\xef\xbf\xbd\\\"\"" },
+    {"\xff", 0, "\"\xef\xbf\xbd\""},
+    {"a\x80z", 0, "\"a\xef\xbf\xbdz\""},
+    {"\xc3", 0, "\"\xef\xbf\xbd\""},
+    {"\xc3(", 0, "\"\xef\xbf\xbd(\""},
+    {"\xc0\xaf", 0, "\"\xef\xbf\xbd\xef\xbf\xbd\""}, /* overlong '/' */
+    {"\xe0\x80\xaf", 0, "\"\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\""},
+    {"\xed\xa0\x80", 0, "\"\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\""}, /* a surrogate */
+    {"\xe2\x82", 0, "\"\xef\xbf\xbd\""},                             /* truncated, one subpart */
+    {"\xe2\x82x", 0, "\"\xef\xbf\xbdx\""},
+    {"\xf0\x9f\x94", 0, "\"\xef\xbf\xbd\""},
+    {"\xf4\x90\x80\x80", 0, "\"\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\""},
+    {"\xf5\x80", 0, "\"\xef\xbf\xbd\xef\xbf\xbd\""},
+    {"\xc3\"", 0, "\"\xef\xbf\xbd\\\"\""},
 };
 
 TEST(json_string_escapes)
@@ -145,8 +145,7 @@ TEST(json_writer_output_always_parses)
             parsed++;
             /* Valid iff the writer did not substitute U+FFFD (the random input has none of
              * its own unless it happens to be well-formed; then equality still holds). */
-            valid = v->len == 1 && v->items[0].len == len &&
-                    memcmp(v->items[0].s, in, len) == 0;
+            valid = v->len == 1 && v->items[0].len == len && memcmp(v->items[0].s, in, len) == 0;
             equal += valid;
             wellformed += memmem(bytes_data(&b), bytes_len(&b), "\xef\xbf\xbd", 3) == NULL;
         } else {
@@ -244,8 +243,7 @@ TEST(json_parse_rejects)
         struct json_value *v = (struct json_value *)1;
         char err[128] = "";
 
-        EXPECT_EQ_MSG(-EBADMSG, json_parse(bad_docs[i], strlen(bad_docs[i]), &v, err,
-                                           sizeof(err)),
+        EXPECT_EQ_MSG(-EBADMSG, json_parse(bad_docs[i], strlen(bad_docs[i]), &v, err, sizeof(err)),
                       "doc %zu", i);
         EXPECT_MSG(v == NULL, "doc %zu", i);
         EXPECT_MSG(strncmp(err, "offset ", 7) == 0, "doc %zu: %s", i, err);

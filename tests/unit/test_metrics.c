@@ -6,15 +6,15 @@
 
 #include "test.h"
 
-static const char *const names[] = { "c2s", "s2s-in" };
-static const char *const kinds[] = { "c2s", "s2s" };
-static const char *const reasons[] = { "done", "timeout" };
-static const char *const failures[] = { "ETLS", "EVERIFY" };
-static const char *const domains[] = { "example.test", "other.test" };
+static const char *const names[] = {"c2s", "s2s-in"};
+static const char *const kinds[] = {"c2s", "s2s"};
+static const char *const reasons[] = {"done", "timeout"};
+static const char *const failures[] = {"ETLS", "EVERIFY"};
+static const char *const domains[] = {"example.test", "other.test"};
 
 static struct metrics_reg *small(size_t nshards)
 {
-    struct metrics_labels l = { names, kinds, 2, reasons, 2, failures, 2, domains, 2 };
+    struct metrics_labels l = {names, kinds, 2, reasons, 2, failures, 2, domains, 2};
 
     return metrics_reg_new(&l, nshards);
 }
@@ -105,9 +105,9 @@ TEST(metrics_exact_text)
 
 TEST(metrics_label_escaping)
 {
-    static const char *const odd[] = { "a\"b\\c\nd" };
-    static const char *const kind[] = { "k" };
-    struct metrics_labels l = { odd, kind, 1, odd, 1, NULL, 0, odd, 1 };
+    static const char *const odd[] = {"a\"b\\c\nd"};
+    static const char *const kind[] = {"k"};
+    struct metrics_labels l = {odd, kind, 1, odd, 1, NULL, 0, odd, 1};
     struct metrics_reg *r = metrics_reg_new(&l, 1);
     struct bytes b = BYTES_INIT;
     const char *text;
@@ -207,7 +207,7 @@ TEST(metrics_cert_expiry_set_and_clear)
 
 TEST(metrics_empty_tables)
 {
-    struct metrics_labels l = { NULL, NULL, 0, NULL, 0, NULL, 0, NULL, 0 };
+    struct metrics_labels l = {NULL, NULL, 0, NULL, 0, NULL, 0, NULL, 0};
     struct metrics_reg *r = metrics_reg_new(&l, 1);
     const char *text;
 
@@ -256,7 +256,7 @@ TEST(metrics_concurrent_shards)
     const char *text;
 
     for (int i = 0; i < NW; i++) {
-        args[i] = (struct worker_arg){ metrics_reg_shard(r, (size_t)i), N };
+        args[i] = (struct worker_arg){metrics_reg_shard(r, (size_t)i), N};
         pthread_create(&th[i], NULL, worker_main, &args[i]);
     }
     for (int k = 0; k < 50; k++) {
@@ -277,6 +277,5 @@ TEST(metrics_concurrent_shards)
     metrics_reg_free(r);
 }
 
-TEST_MAIN(metrics_exact_text, metrics_label_escaping, metrics_shards_sum,
-          metrics_tls_pairs_bounded, metrics_cert_expiry_set_and_clear, metrics_empty_tables,
-          metrics_concurrent_shards)
+TEST_MAIN(metrics_exact_text, metrics_label_escaping, metrics_shards_sum, metrics_tls_pairs_bounded,
+          metrics_cert_expiry_set_and_clear, metrics_empty_tables, metrics_concurrent_shards)
