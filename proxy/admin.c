@@ -412,23 +412,23 @@ static void connection_cb(uv_stream_t *server, int status)
         log_msg(LOG_WARN, "admin: accept: %s", uv_strerror(status));
         return;
     }
-    if (a->stopping)
-        return;
     if (a->nconns >= a->lim.max_conns) {
         log_msg(LOG_WARN, "admin: %u connections open, refusing one more", a->nconns);
         refuse(a);
         return;
     }
     c = calloc(1, sizeof(*c));
-    if (c == NULL)
-        return;
-    c->a = a;
-    c->req = http_req_new();
-    if (c->req == NULL || uv_tcp_init(a->loop, &c->tcp) != 0) {
-        http_req_free(c->req);
+    if (c != NULL)
+        c->req = http_req_new();
+    if (c == NULL || c->req == NULL || uv_tcp_init(a->loop, &c->tcp) != 0) {
+        /* The pending socket must still be accepted, or libuv stops accepting. */
+        if (c != NULL)
+            http_req_free(c->req);
         free(c);
+        refuse(a);
         return;
     }
+    c->a = a;
     c->tcp.data = c;
     c->handles = 1;
     XTP_ASSERT(uv_timer_init(a->loop, &c->timer) == 0); /* cannot fail on Unix */

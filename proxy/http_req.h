@@ -12,6 +12,9 @@
  *   431  request line + headers over HTTP_REQ_MAX_HEAD, or over HTTP_REQ_MAX_HEADERS fields
  *   505  an HTTP version other than 1.x
  *
+ * A target that is both too long and malformed gets 414 or 400 depending on where the reads
+ * ended (llhttp reports the target in pieces); every other outcome is the same however the
+ * bytes are split.
  * Leaf module: no libuv, no logging. Pipelined requests are supported: http_req_feed() stops
  * at the end of each complete request and says how many bytes it used.
  * tests: test_http_req.c, fuzz: fuzz_http.c */

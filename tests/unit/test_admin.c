@@ -268,7 +268,24 @@ TEST(admin_endpoints)
     EXPECT(strstr(r.head, "\r\nContent-Type: application/json\r\n") != NULL);
     EXPECT_EQ(0, json_parse(r.body, r.body_len, &doc, err, sizeof(err)));
     EXPECT_EQ(2, json_get(doc, "sessions")->len);
-    EXPECT_STR("other.test", json_get(&json_get(doc, "sessions")->items[1], "remote_domain")->s);
+    if (doc != NULL) {
+        const struct json_value *s0 = &json_get(doc, "sessions")->items[0];
+        const struct json_value *s1 = &json_get(doc, "sessions")->items[1];
+        const struct json_value *cert = json_get(s1, "peer_cert");
+
+        EXPECT_EQ(7, json_get(s0, "id")->i);
+        EXPECT_EQ(JSON_NULL, json_get(s0, "remote_domain")->type);
+        EXPECT_EQ(JSON_NULL, json_get(s0, "peer_cert")->type);
+        EXPECT_EQ(567890, json_get(json_get(s0, "bytes"), "out")->i);
+        EXPECT_EQ(75, json_get(s0, "age")->i);
+        EXPECT_STR("other.test", json_get(s1, "remote_domain")->s);
+        EXPECT_STR("pkix", json_get(s1, "peer_auth")->s);
+        EXPECT_STR("CN=other.test", json_get(cert, "subject")->s);
+        EXPECT_EQ(2, json_get(cert, "sans")->len);
+        EXPECT_STR("xmpp.other.test", json_get(cert, "sans")->items[1].s);
+        EXPECT_STR("ab:cd", json_get(cert, "sha256")->s);
+        EXPECT_STR("2027-01-01T00:00:00Z", json_get(cert, "not_after")->s);
+    }
     json_value_free(doc);
 
     SEND(&c, GET("/healthz"));
