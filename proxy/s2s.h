@@ -12,6 +12,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
 
 #include "xmpp_in.h"
 
@@ -72,6 +73,8 @@ struct s2s {
     size_t ncand, cur;      /* s2s-out: candidates, and the one being tried */
     char tried[160];        /* s2s-out: what went wrong with the candidates so far */
     uint64_t t_first_byte;  /* s2s-out: uv_now() when the backend's first byte arrived */
+    bool have_orig;         /* s2s-out: an iptables REDIRECT told us where the backend went */
+    struct sockaddr_storage orig; /* ... that address (SO_ORIGINAL_DST) */
 };
 
 const char *s2s_auth_name(enum s2s_auth a); /* "none" | "pkix" | "dane" | "dialback" */

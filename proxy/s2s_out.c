@@ -12,6 +12,7 @@
  * <db:result type='valid'/> and its stanzas flow. The backend's own dialback key never leaves
  * loopback, and its <db:verify/> requests are answered here, never forwarded. */
 #include <errno.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,6 +34,13 @@
 #include "xmpp_out.h"
 
 /* The remote's <stream:features/>: we need to see its children. */
+/* <linux/netfilter_ipv4.h> and <linux/netfilter_ipv6/ip6_tables.h> clash with glibc's
+ * <netinet/in.h>; the option numbers are kernel ABI. */
+#ifndef SO_ORIGINAL_DST
+#define SO_ORIGINAL_DST 80
+#endif
+#define IP6T_SO_ORIGINAL_DST 80
+
 static const char *const features_name[] = {XMPP_NS_STREAMS "|features", NULL};
 
 static int back_open(void *arg, const struct xmpp_hdr *h);
@@ -80,6 +88,30 @@ static void handshake_timeout_cb(uv_timer_t *t)
                      UV_ETIMEDOUT, UV_ETIMEDOUT);
 }
 
+/* Transparent mode: with an iptables REDIRECT (or TPROXY-less NAT) of the backend's outbound
+ * tcp/5269 to this listener, the kernel still knows the address the backend wanted. */
+static void original_dst(struct conn *c)
+{
+    struct s2s *s = c->s2s;
+    struct sockaddr_storage here;
+    socklen_t len = sizeof(s->orig);
+    int herelen = sizeof(here);
+    uv_os_fd_t fd;
+
+    if (uv_fileno((uv_handle_t *)&c->back.tcp, &fd) != 0 ||
+        uv_tcp_getsockname(&c->back.tcp, (struct sockaddr *)&here, &herelen) != 0)
+        return;
+    if (here.ss_family == AF_INET6)
+        s->have_orig = getsockopt(fd, SOL_IPV6, IP6T_SO_ORIGINAL_DST, &s->orig, &len) == 0;
+    else
+        s->have_orig = getsockopt(fd, SOL_IP, SO_ORIGINAL_DST, &s->orig, &len) == 0;
+    /* Without a REDIRECT the "original" destination is this listener itself. */
+    if (s->have_orig && len <= sizeof(here) && here.ss_family == s->orig.ss_family &&
+        memcmp(&here, &s->orig, here.ss_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+                                                           : sizeof(struct sockaddr_in)) == 0)
+        s->have_orig = false;
+}
+
 void s2s_out_start(struct conn *c)
 {
     struct s2s *s = calloc(1, sizeof(*s));
@@ -89,6 +121,7 @@ void s2s_out_start(struct conn *c)
         return;
     }
     c->s2s = s;
+    original_dst(c);
     c->back.xin = xmpp_in_new(&back_ops, c, c->snap->cfg->max_stanza, NULL);
     if (c->back.xin == NULL) {
         conn_close(c, CONN_END_NOMEM, -ENOMEM);
@@ -339,7 +372,7 @@ static void start_resolve(struct conn *c)
 
     conn_set_state(c, CONN_OUT_RESOLVE);
     uv_timer_stop(&c->timer);
-    if (r != NULL && r->has_static) {
+    if (s->have_orig || (r != NULL && r->has_static)) {
         s->ncand = 1;
         s->cur = 0;
         connect_next(c);
@@ -367,8 +400,12 @@ static const struct sockaddr *cand_addr(const struct conn *c, size_t i, bool *di
         *host = s->res->cand[i].host;
         return (const struct sockaddr *)&s->res->cand[i].addr;
     }
-    r = cfg_remote_find(c->snap->cfg, s->remote);
     *direct = false;
+    if (s->have_orig) {
+        *host = "original destination";
+        return (const struct sockaddr *)&s->orig;
+    }
+    r = cfg_remote_find(c->snap->cfg, s->remote);
     *host = r->static_addr.text;
     return (const struct sockaddr *)&r->static_addr.ss;
 }
