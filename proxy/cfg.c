@@ -1079,9 +1079,18 @@ static int parse_max_connections(struct cfg_ctx *cx, const char *path, yaml_node
     return 0;
 }
 
+static int parse_drain_timeout(struct cfg_ctx *cx, const char *path, yaml_node_t *key,
+                               yaml_node_t *val, void *obj)
+{
+    struct cfg *c = obj;
+
+    return get_duration(cx, path, key, val, 0, 60 * 60 * 1000, "0s to 1h", &c->drain_timeout_ms);
+}
+
 static const struct cfg_key limits_keys[] = {
     {"max_stanza", YAML_SCALAR_NODE, parse_max_stanza},
     {"handshake_timeout", YAML_SCALAR_NODE, parse_handshake_timeout},
+    {"drain_timeout", YAML_SCALAR_NODE, parse_drain_timeout},
     {"max_connections", YAML_SCALAR_NODE, parse_max_connections},
 };
 
@@ -1379,6 +1388,46 @@ static int parse_admin(struct cfg_ctx *cx, const char *path, yaml_node_t *key, y
     return parse_map(cx, path, val, admin_keys, ARRAY_SIZE(admin_keys), obj, seen);
 }
 
+/* ---- user:, group: ------------------------------------------------------------------------ */
+
+/* A user or group name as useradd(8) allows: [a-z_][a-z0-9_-]*, at most 32 bytes. */
+static int get_account(struct cfg_ctx *cx, const char *path, yaml_node_t *key, yaml_node_t *val,
+                       char **dst, int *line)
+{
+    const char *s;
+    char q[80];
+    int rc;
+
+    if ((rc = get_text(cx, path, key, val, &s)) != 0)
+        return rc;
+    for (size_t i = 0; s[i] != '\0'; i++)
+        if (i >= 32 || !((s[i] >= 'a' && s[i] <= 'z') || s[i] == '_' ||
+                         (i > 0 && ((s[i] >= '0' && s[i] <= '9') || s[i] == '-'))))
+            return fail(cx, node_line(val), "%s: '%s' is not a user or group name", path,
+                        shown(q, sizeof(q), s));
+    free(*dst);
+    if ((*dst = strdup(s)) == NULL)
+        return fail(cx, 0, "out of memory");
+    *line = node_line(key);
+    return 0;
+}
+
+static int parse_user(struct cfg_ctx *cx, const char *path, yaml_node_t *key, yaml_node_t *val,
+                      void *obj)
+{
+    struct cfg *c = obj;
+
+    return get_account(cx, path, key, val, &c->user, &c->user_line);
+}
+
+static int parse_group(struct cfg_ctx *cx, const char *path, yaml_node_t *key, yaml_node_t *val,
+                       void *obj)
+{
+    struct cfg *c = obj;
+
+    return get_account(cx, path, key, val, &c->group, &c->group_line);
+}
+
 /* ---- the whole file --------------------------------------------------------------------- */
 
 enum {
@@ -1389,7 +1438,9 @@ enum {
     ROOT_LIMITS,
     ROOT_S2S,
     ROOT_RESOLVE,
-    ROOT_ADMIN
+    ROOT_ADMIN,
+    ROOT_USER,
+    ROOT_GROUP
 };
 static const struct cfg_key root_keys[] = {
     [ROOT_LOG] = {"log", YAML_MAPPING_NODE, parse_log},
@@ -1400,6 +1451,8 @@ static const struct cfg_key root_keys[] = {
     [ROOT_S2S] = {"s2s", YAML_MAPPING_NODE, parse_s2s},
     [ROOT_RESOLVE] = {"resolve", YAML_MAPPING_NODE, parse_resolve},
     [ROOT_ADMIN] = {"admin", YAML_MAPPING_NODE, parse_admin},
+    [ROOT_USER] = {"user", YAML_SCALAR_NODE, parse_user},
+    [ROOT_GROUP] = {"group", YAML_SCALAR_NODE, parse_group},
 };
 
 /* path must name a readable regular file. Only access(2) and stat(2): tls.c parses PEM. */
@@ -1591,6 +1644,8 @@ static void cfg_free(struct cfg *c)
     free(c->state_file);
     free(c->dialback_secret_file);
     free(c->trust_anchor_file);
+    free(c->user);
+    free(c->group);
     free(c->ca_file);
     free(c->path);
     free(c);
@@ -1611,6 +1666,7 @@ static struct cfg *cfg_new(const char *name)
     c->handshake_timeout_ms = 10 * 1000;
     c->max_connections = 20000;
     c->s2s_connect_timeout_ms = 10 * 1000;
+    c->drain_timeout_ms = 30 * 1000;
     c->resolve_timeout_ms = 10 * 1000;
     c->path = strdup(name);
     c->ca_file = strdup(CFG_DEFAULT_CA_FILE);

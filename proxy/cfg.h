@@ -85,6 +85,9 @@ struct cfg {
     size_t nlisteners;             /* >= 1 */
     size_t max_stanza;             /* limits.max_stanza, bytes, default 256KiB */
     uint64_t handshake_timeout_ms; /* limits.handshake_timeout, default 10s */
+    uint64_t drain_timeout_ms;     /* limits.drain_timeout, default 30s: SIGTERM grace */
+    char *user, *group;            /* drop to these after binding and reading keys; NULL: no */
+    int user_line, group_line;
     unsigned max_connections;      /* limits.max_connections, default 20000 */
 
     /* s2s: (issue 3) */

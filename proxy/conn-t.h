@@ -40,6 +40,7 @@ struct conn {
     struct tls *tls;                /* owned; NULL before STARTTLS */
     struct s2s *s2s;                /* owned; s2s-in and s2s-out only */
     uint64_t id;
+    long lst_idx; /* index of lst in snap->cfg->listeners for metrics; -1: internal session */
     enum conn_state state;
     enum conn_end end;
     int end_err;

@@ -11,14 +11,18 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include "cfg.h"
 #include "conn-t.h"
 #include "err.h"
 #include "features.h"
+#include "json.h"
+#include "metrics.h"
 #include "relay.h"
 #include "s2s.h"
 #include "snap.h"
+#include "status_cli.h"
 #include "tls.h"
 #include "worker.h"
 #include "xmpp_in.h"
@@ -186,6 +190,16 @@ void conn_close(struct conn *c, enum conn_end why, int err)
     c->end = why;
     c->end_err = err;
     c->state = CONN_CLOSING;
+    if (c->lst_idx >= 0) {
+        metrics_session_close(c->w->metrics, (size_t)c->lst_idx, why);
+        /* A TLS session that never came up: count why (xtp_tls_handshake_failures_total). */
+        if (c->tls != NULL && !c->tls_up)
+            metrics_tls_failure(c->w->metrics, why == CONN_END_TLS || why == CONN_END_REMOTE ? 0
+                                               : why == CONN_END_TIMEOUT                        ? 1
+                                               : why == CONN_END_PEER_EOF || why == CONN_END_PEER_IO
+                                                   ? 2
+                                                   : 3);
+    }
     ms = uv_now(c->w->loop) - c->t_start;
     if (err != 0)
         snprintf(errtext, sizeof(errtext), " error=%s (%s%s%s)", xtp_err_name(err),
@@ -288,6 +302,67 @@ void conn_fail_later(struct conn *c, struct side *s, int err)
     uv_timer_start(&c->timer, fail_later_cb, 0, 0);
 }
 
+/* ---- GET /status ---------------------------------------------------------------------------- */
+
+int conn_status_json(struct worker *w, struct bytes *out)
+{
+    struct json j;
+    uint64_t now = uv_now(w->loop);
+
+    json_init(&j, out);
+    /* The process first: an operator sees at once when it still runs as root (issue 4). */
+    json_object_begin(&j);
+    json_key(&j, "process");
+    json_object_begin(&j);
+    json_key(&j, "pid");
+    json_int(&j, (int64_t)getpid());
+    json_key(&j, "uid");
+    json_int(&j, (int64_t)geteuid());
+    json_key(&j, "running_as_root");
+    json_bool(&j, geteuid() == 0);
+    json_key(&j, "stopping");
+    json_bool(&j, w->stopping);
+    json_object_end(&j);
+    json_key(&j, "sessions");
+    json_array_begin(&j);
+    for (const struct conn *c = w->conns; c != NULL; c = c->next) {
+        const struct s2s *s = c->s2s;
+        struct status_session ss = {
+            .id = c->id,
+            .listener = c->lst->name,
+            .kind = cfg_kind_name(c->lst->kind),
+            /* The Internet side: the peer, or on s2s-out the remote (the peer side). */
+            .peer = c->peer_addr,
+            .domain = c->dom ? c->dom->name : NULL,
+            .remote_domain = s && s->remote[0] ? s->remote : NULL,
+            .tls_version = c->tls && c->tls_up ? tls_version(c->tls) : NULL,
+            .cipher = c->tls && c->tls_up ? tls_cipher(c->tls) : NULL,
+            .peer_auth = s ? s2s_auth_name(s->auth) : "none",
+            .bytes_in = c->peer.rx,
+            .bytes_out = c->peer.tx,
+            .age_s = (now - c->t_start) / 1000,
+        };
+        char sans[sizeof(s->cert_sans)], *save = NULL, *tok;
+        const char *list[16];
+        size_t n = 0;
+
+        if (s != NULL && s->cert_fp[0] != '\0') {
+            snprintf(sans, sizeof(sans), "%s", s->cert_sans);
+            for (tok = strtok_r(sans, ",", &save); tok != NULL && n < 16;
+                 tok = strtok_r(NULL, ",", &save))
+                list[n++] = tok + strspn(tok, " ");
+            ss.has_peer_cert = true;
+            ss.cert_subject = s->cert_subject;
+            ss.cert_sans = list;
+            ss.ncert_sans = n;
+            ss.cert_sha256 = s->cert_fp;
+            ss.cert_not_after = s->cert_not_after;
+        }
+        status_cli_session(&j, &ss);
+    }
+    return status_cli_end(&j);
+}
+
 void conn_close_all(struct worker *w)
 {
     for (struct conn *c = w->conns; c != NULL; c = c->next)
@@ -346,6 +421,7 @@ static void handshake_step(struct conn *c)
         return;
     }
     c->tls_up = true;
+    metrics_tls_handshake(c->w->metrics, tls_version(c->tls), tls_cipher(c->tls));
     if (c->lst->kind == CFG_KIND_S2S_OUT) {
         s2s_out_tls_done(c);
         return;
@@ -418,6 +494,7 @@ void conn_peer_read_cb(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
         return;
     }
     c->peer.rx += (uint64_t)nread;
+    metrics_bytes(c->w->metrics, METRICS_FROM_PEER, (uint64_t)nread);
     if (c->state == CONN_CLOSING)
         return;
     if (c->tls == NULL) { /* before STARTTLS (or a plaintext s2s-out stream) */
@@ -458,6 +535,7 @@ void conn_back_read_cb(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
         return;
     }
     c->back.rx += (uint64_t)nread;
+    metrics_bytes(c->w->metrics, METRICS_FROM_BACKEND, (uint64_t)nread);
     err = relay_input(c, &c->back, (const uint8_t *)buf->base, (size_t)nread);
     if (err < 0 && c->state != CONN_CLOSING) {
         conn_set_detail(c, "the backend sent what we cannot relay");
@@ -831,7 +909,9 @@ void conn_accept(struct worker *w, uv_stream_t *server, const struct cfg_listene
     c->snap = snap_ref(w->snap);
     c->lst = lst;
     c->id = ++w->next_id;
+    c->lst_idx = lst - cfg->listeners;
     c->t_start = uv_now(w->loop);
+    metrics_session_open(w->metrics, (size_t)c->lst_idx);
     acc->tcp.data = c;
     acc->connected = true;
     c->timer.data = c;

@@ -93,6 +93,14 @@ void conn_close(struct conn *c, enum conn_end why, int err);
 void conn_log(const struct conn *c, enum log_level level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/* The TLS handshake failure reasons of xtp_tls_handshake_failures_total{reason}, in the
+ * order metrics_tls_failure() takes them. */
+#define CONN_TLS_FAILURES {"protocol", "timeout", "peer-closed", "other"}
+
+/* Appends the JSON body of GET /status for w's sessions (admin.c, status_cli.h). 0 or -ENOMEM. */
+struct bytes;
+int conn_status_json(struct worker *w, struct bytes *out);
+
 /* Closes every session of w with <system-shutdown/> (SIGTERM/SIGINT). */
 void conn_close_all(struct worker *w);
 

@@ -13,19 +13,20 @@
 
 struct listener {
     uv_tcp_t tcp;
-    struct worker *w;              /* borrowed */
-    const struct cfg_listener *cl; /* borrowed from w->snap->cfg */
+    struct worker *w; /* borrowed */
+    size_t idx;       /* in w->snap->cfg->listeners: the current snapshot's, after a reload too */
 };
 
 static void connection_cb(uv_stream_t *server, int status)
 {
     struct listener *l = server->data;
+    const struct cfg_listener *cl = &l->w->snap->cfg->listeners[l->idx];
 
     if (status < 0) {
-        log_msg(LOG_WARN, "listener=%s accept: %s", l->cl->name, uv_strerror(status));
+        log_msg(LOG_WARN, "listener=%s accept: %s", cl->name, uv_strerror(status));
         return;
     }
-    conn_accept(l->w, server, l->cl);
+    conn_accept(l->w, server, cl);
 }
 
 static void free_cb(uv_handle_t *h)
@@ -41,7 +42,7 @@ int listener_start(struct worker *w, const struct cfg_listener *cl, struct liste
     if (l == NULL)
         return UV_ENOMEM;
     l->w = w;
-    l->cl = cl;
+    l->idx = (size_t)(cl - w->snap->cfg->listeners);
     r = uv_tcp_init(w->loop, &l->tcp);
     if (r < 0) {
         free(l);

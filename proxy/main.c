@@ -1,13 +1,27 @@
-/* main.c: command line, signals, the loop. No protocol logic here. */
+/* main.c: command line, signals, reload, privileges, the loop. No protocol logic here.
+ *
+ * Signals (design.md §4, issue 4):
+ *   SIGHUP   reload the configuration and certificates; sessions keep the snapshot they
+ *            started with, new ones get the new one; a broken file changes nothing.
+ *   SIGTERM  stop accepting, let sessions finish for limits.drain_timeout, then end the rest
+ *            with <system-shutdown/>.
+ *   SIGINT   like SIGTERM without the grace period (Ctrl-C in `make run`).
+ *   a second SIGTERM/SIGINT exits at once. */
 #include <errno.h>
 #include <expat.h>
+#include <grp.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
 #include <uv.h>
 #include <yaml.h>
 
+#include "admin.h"
 #include "certmem.h"
 #include "cfg.h"
 #include "conn.h"
@@ -16,14 +30,22 @@
 #include "err.h"
 #include "listener.h"
 #include "log.h"
+#include "metrics.h"
+#include "notify.h"
 #include "snap.h"
+#include "status_cli.h"
 #include "tls.h"
 #include "worker.h"
 
+#define EXPIRY_WARN_S  (14 * 24 * 3600) /* warn when a certificate expires within 14 days */
+#define EXPIRY_TICK_MS (24 * 3600 * 1000ULL)
+#define DRAIN_TICK_MS  100
+
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: xmpp-tls-proxy -c FILE        run with the configuration in FILE\n"
+    fprintf(f, "usage: xmpp-tls-proxy -c FILE          run with the configuration in FILE\n"
                "       xmpp-tls-proxy --check -c FILE  validate FILE, its certificates and keys\n"
+               "       xmpp-tls-proxy status [-c FILE] list the live sessions (admin.listen)\n"
                "       xmpp-tls-proxy --version        print versions and exit\n");
 }
 
@@ -38,24 +60,164 @@ static void print_version(void)
 
 struct main_ctx {
     struct worker *w;
-    uv_signal_t sigint, sigterm;
+    const char *path;
+    uv_signal_t sigint, sigterm, sighup;
+    uv_timer_t drain, expiry;
     int signals;
-    struct dialback dialback; /* s2s: the XEP-0185 secret */
+    bool listeners_up;
+    struct dialback dialback;  /* s2s: the XEP-0185 secret */
+    struct metrics_reg *reg;   /* /metrics */
+    struct admin *admin;       /* NULL without admin.listen */
 };
 
-static void stop_worker(struct worker *w)
+/* ---- metrics ---------------------------------------------------------------------------------- */
+
+static struct metrics_reg *metrics_for(const struct cfg *cfg, const struct tls_server *tls)
 {
-    w->stopping = true;
-    for (size_t i = 0; i < w->nlsn; i++)
-        listener_stop(w->lsn[i]);
-    w->nlsn = 0;
-    conn_close_all(w); /* cancels the sessions' lookups before the resolver goes */
-    dns_close(w->dns, NULL, NULL);
-    w->dns = NULL;
+    static const char *const failures[] = CONN_TLS_FAILURES;
+    const char *names[256], *kinds[256], *reasons[CONN_END__COUNT];
+    const char **domains = calloc(cfg->ndomains, sizeof(*domains));
+    struct metrics_labels l = {0};
+    struct metrics_reg *reg;
+    time_t now = time(NULL);
+
+    if (domains == NULL)
+        return NULL;
+    for (size_t i = 0; i < cfg->nlisteners && i < 256; i++) {
+        names[i] = cfg->listeners[i].name;
+        kinds[i] = cfg_kind_name(cfg->listeners[i].kind);
+    }
+    for (size_t i = 0; i < CONN_END__COUNT; i++)
+        reasons[i] = conn_end_str((enum conn_end)i);
+    for (size_t i = 0; i < cfg->ndomains; i++)
+        domains[i] = cfg->domains[i].name;
+    l.listener_names = names;
+    l.listener_kinds = kinds;
+    l.nlisteners = cfg->nlisteners;
+    l.end_reasons = reasons;
+    l.nend_reasons = CONN_END__COUNT;
+    l.tls_failures = failures;
+    l.ntls_failures = sizeof(failures) / sizeof(failures[0]);
+    l.domains = domains;
+    l.ndomains = cfg->ndomains;
+    reg = metrics_reg_new(&l, 1); /* labels are copied */
+    for (size_t i = 0; reg != NULL && i < cfg->ndomains; i++) {
+        long long left = tls_server_cert_expiry(tls, cfg->domains[i].name);
+
+        metrics_set_cert_expiry(reg, i, left != 0 ? (int64_t)now + left : METRICS_NO_EXPIRY);
+    }
+    free(domains);
+    return reg;
 }
 
-/* The s2s parts: the dialback secret and the certificate memory for both s2s kinds, the
- * resolver for s2s-out. 0, or 1 with a message on stderr. */
+static int render_metrics(void *arg, struct bytes *out)
+{
+    struct main_ctx *m = arg;
+
+    return metrics_render(m->reg, out);
+}
+
+static int render_status(void *arg, struct bytes *out)
+{
+    struct main_ctx *m = arg;
+
+    return conn_status_json(m->w, out);
+}
+
+static bool healthy(void *arg)
+{
+    struct main_ctx *m = arg;
+
+    return m->listeners_up && !m->w->stopping;
+}
+
+static const struct admin_ops admin_ops = {render_metrics, render_status, healthy};
+
+/* ---- warnings an operator must see ------------------------------------------------------------ */
+
+/* Certificates that expire within 14 days: at start, after a reload, and daily. */
+static void check_expiry(const struct snap *snap)
+{
+    const struct cfg *cfg = snap->cfg;
+
+    for (size_t i = 0; i < cfg->ndomains; i++) {
+        long long left = tls_server_cert_expiry(snap->tls, cfg->domains[i].name);
+
+        if (left < 0)
+            log_msg(LOG_ERROR, "domain=%s certificate %s has EXPIRED (%lld days ago)",
+                    cfg->domains[i].name, cfg->domains[i].cert, -left / 86400);
+        else if (left > 0 && left < EXPIRY_WARN_S)
+            log_msg(LOG_WARN, "domain=%s certificate %s expires in %lld days",
+                    cfg->domains[i].name, cfg->domains[i].cert, left / 86400);
+    }
+}
+
+static void expiry_cb(uv_timer_t *t)
+{
+    struct main_ctx *m = t->data;
+
+    check_expiry(m->w->snap);
+}
+
+/* Private keys readable by group or others (a key in the chain file counts too). */
+static void check_key_modes(const struct cfg *cfg)
+{
+    for (size_t i = 0; i < cfg->ndomains; i++) {
+        struct stat st;
+
+        if (stat(cfg->domains[i].key, &st) == 0 && (st.st_mode & (S_IRWXG | S_IRWXO)) != 0)
+            log_msg(LOG_WARN,
+                    "domain=%s private key %s has mode %04o: it should not be readable by group "
+                    "or others (chmod 600)",
+                    cfg->domains[i].name, cfg->domains[i].key, (unsigned)(st.st_mode & 07777));
+    }
+}
+
+/* Bind, read keys, then drop to user/group (issue 4). 0, or 1 after a message. */
+static int drop_privileges(const struct cfg *cfg)
+{
+    struct passwd *pw = NULL;
+    struct group *gr = NULL;
+    gid_t gid;
+
+    if (geteuid() != 0) {
+        if (cfg->user != NULL || cfg->group != NULL)
+            log_msg(LOG_WARN, "user/group are set but the proxy does not run as root: ignored");
+        return 0;
+    }
+    if (cfg->user == NULL) {
+        log_msg(LOG_WARN, "running as root: set user (and group) in %s so that the proxy drops "
+                          "its privileges after binding (shown in /status)",
+                cfg->path);
+        return 0;
+    }
+    if ((pw = getpwnam(cfg->user)) == NULL) {
+        fprintf(stderr, "%s:%d: user '%s' does not exist\n", cfg->path, cfg->user_line, cfg->user);
+        return 1;
+    }
+    gid = pw->pw_gid;
+    if (cfg->group != NULL) {
+        if ((gr = getgrnam(cfg->group)) == NULL) {
+            fprintf(stderr, "%s:%d: group '%s' does not exist\n", cfg->path, cfg->group_line,
+                    cfg->group);
+            return 1;
+        }
+        gid = gr->gr_gid;
+    }
+    if (setgroups(0, NULL) != 0 || setgid(gid) != 0 || setuid(pw->pw_uid) != 0 ||
+        setuid(0) == 0) {
+        fprintf(stderr, "xmpp-tls-proxy: cannot drop privileges to %s: %s\n", cfg->user,
+                strerror(errno));
+        return 1;
+    }
+    log_msg(LOG_INFO, "dropped privileges to user=%s uid=%u gid=%u", cfg->user,
+            (unsigned)pw->pw_uid, (unsigned)gid);
+    return 0;
+}
+
+/* ---- s2s: the secret, the certificate memory, the resolver --------------------------------- */
+
+/* 0, or 1 with a message on stderr. */
 static int s2s_setup(struct main_ctx *m, const struct cfg *cfg)
 {
     struct worker *w = m->w;
@@ -104,26 +266,168 @@ static int s2s_setup(struct main_ctx *m, const struct cfg *cfg)
     return 0;
 }
 
+/* ---- reload (SIGHUP) ---------------------------------------------------------------------------- */
+
+/* The listeners are bound sockets shared by sessions: a reload keeps them as they are, so the
+ * new file must name the same ones (name, address, kind, tls). */
+static const char *listeners_differ(const struct cfg *a, const struct cfg *b)
+{
+    if (a->nlisteners != b->nlisteners)
+        return "the number of listeners changed";
+    for (size_t i = 0; i < a->nlisteners; i++) {
+        const struct cfg_listener *x = &a->listeners[i], *y = &b->listeners[i];
+
+        if (strcmp(x->name, y->name) != 0 || strcmp(x->listen.text, y->listen.text) != 0 ||
+            x->kind != y->kind || x->tls != y->tls || x->allow_nonlocal != y->allow_nonlocal)
+            return "a listener changed";
+    }
+    if (a->has_admin != b->has_admin ||
+        (a->has_admin && strcmp(a->admin_listen.text, b->admin_listen.text) != 0))
+        return "admin.listen changed";
+    return NULL;
+}
+
+static void reload(struct main_ctx *m)
+{
+    struct worker *w = m->w;
+    char err[1024];
+    const char *why;
+    struct cfg *cfg;
+    struct tls_server *tls;
+    struct snap *snap;
+    struct metrics_reg *reg;
+
+    notify_reloading();
+    cfg = cfg_load(m->path, err, sizeof(err));
+    if (cfg == NULL) {
+        log_msg(LOG_ERROR, "reload failed, keeping the running configuration: %s", err);
+        notify_send("READY=1\nSTATUS=reload failed: configuration error");
+        return;
+    }
+    if ((why = listeners_differ(w->snap->cfg, cfg)) != NULL) {
+        log_msg(LOG_ERROR, "reload refused, keeping the running configuration: %s (listeners "
+                           "change only with a restart)",
+                why);
+        cfg_unref(cfg);
+        notify_send("READY=1\nSTATUS=reload refused: listeners changed");
+        return;
+    }
+    tls = tls_server_new(cfg, err, sizeof(err));
+    if (tls == NULL) {
+        log_msg(LOG_ERROR, "reload failed, keeping the running configuration: %s", err);
+        cfg_unref(cfg);
+        notify_send("READY=1\nSTATUS=reload failed: certificate or key error");
+        return;
+    }
+    reg = metrics_for(cfg, tls);
+    snap = reg != NULL ? snap_new(cfg, tls) : NULL;
+    if (snap == NULL) {
+        log_msg(LOG_ERROR, "reload failed: out of memory");
+        metrics_reg_free(reg);
+        tls_server_free(tls);
+        cfg_unref(cfg);
+        return;
+    }
+    /* Sessions hold their own snapshot; new ones take this one. Counters restart with the
+     * new registry (Prometheus rate() copes with resets). */
+    snap_unref(w->snap);
+    w->snap = snap;
+    metrics_reg_free(m->reg);
+    m->reg = reg;
+    w->metrics = metrics_reg_shard(reg, 0);
+    log_setup(cfg->log_level, cfg->log_format);
+    if (cfg->s2s_verify != CFG_VERIFY_REQUIRED || cfg->nremotes > 0)
+        log_msg(LOG_DEBUG, "s2s policy reloaded (s2s.dialback_secret_file, s2s.state_file and "
+                           "resolve.* apply from the next start)");
+    check_key_modes(cfg);
+    check_expiry(snap);
+    log_msg(LOG_INFO, "reloaded %s (%zu domains, %zu listeners; %u sessions keep their old "
+                      "configuration)",
+            cfg->path, cfg->ndomains, cfg->nlisteners, w->live);
+    notify_send("READY=1\nSTATUS=running");
+}
+
+/* ---- stopping ----------------------------------------------------------------------------------- */
+
+static void close_main_handles(struct main_ctx *m)
+{
+    uv_handle_t *hs[] = {(uv_handle_t *)&m->sigint, (uv_handle_t *)&m->sigterm,
+                         (uv_handle_t *)&m->sighup, (uv_handle_t *)&m->drain,
+                         (uv_handle_t *)&m->expiry};
+
+    for (size_t i = 0; i < sizeof(hs) / sizeof(hs[0]); i++)
+        if (hs[i]->type != UV_UNKNOWN_HANDLE && !uv_is_closing(hs[i]))
+            uv_close(hs[i], NULL);
+    if (m->admin != NULL)
+        admin_stop(m->admin, NULL, NULL);
+    m->admin = NULL;
+    dns_close(m->w->dns, NULL, NULL);
+    m->w->dns = NULL;
+}
+
+/* During the drain: once the last session is gone, let the loop end. */
+static void drain_cb(uv_timer_t *t)
+{
+    struct main_ctx *m = t->data;
+
+    if (m->w->live > 0 && uv_now(m->w->loop) < m->w->drain_deadline)
+        return;
+    if (m->w->live > 0) {
+        log_msg(LOG_INFO, "limits.drain_timeout reached: closing %u sessions with "
+                          "<system-shutdown/>",
+                m->w->live);
+        conn_close_all(m->w); /* they end within the close linger */
+        m->w->drain_deadline = UINT64_MAX;
+        return;
+    }
+    close_main_handles(m);
+}
+
+static void begin_stop(struct main_ctx *m, uint64_t grace_ms)
+{
+    struct worker *w = m->w;
+
+    w->stopping = true;
+    notify_send("STOPPING=1");
+    for (size_t i = 0; i < w->nlsn; i++)
+        listener_stop(w->lsn[i]);
+    w->nlsn = 0;
+    uv_timer_stop(&m->expiry);
+    if (grace_ms == 0) {
+        conn_close_all(w); /* cancels the sessions' lookups before the resolver goes */
+        w->drain_deadline = UINT64_MAX;
+    } else {
+        log_msg(LOG_INFO, "draining %u sessions for up to %llums (limits.drain_timeout)",
+                w->live, (unsigned long long)grace_ms);
+        w->drain_deadline = uv_now(w->loop) + grace_ms;
+    }
+    uv_timer_start(&m->drain, drain_cb, 0, DRAIN_TICK_MS);
+}
+
 static void signal_cb(uv_signal_t *h, int signum)
 {
     struct main_ctx *m = h->data;
 
+    if (signum == SIGHUP) {
+        if (!m->w->stopping)
+            reload(m);
+        return;
+    }
     if (++m->signals > 1) {
         log_msg(LOG_WARN, "second signal %d: exiting now", signum);
         exit(1);
     }
-    log_msg(LOG_INFO, "signal %d: closing listeners and sessions", signum);
-    stop_worker(m->w);
-    /* The loop ends once the last session has flushed and closed. */
-    uv_close((uv_handle_t *)&m->sigint, NULL);
-    uv_close((uv_handle_t *)&m->sigterm, NULL);
+    log_msg(LOG_INFO, "signal %d: no new sessions", signum);
+    begin_stop(m, signum == SIGTERM ? m->w->snap->cfg->drain_timeout_ms : 0);
 }
 
-static int run(struct snap *snap)
+/* ---- running ------------------------------------------------------------------------------------ */
+
+static int run(struct main_ctx *m, struct snap *snap)
 {
-    struct main_ctx m = {0};
     struct worker *w = calloc(1, sizeof(*w));
     const struct cfg *cfg = snap->cfg;
+    char err[512];
     int rc = 0;
 
     if (w == NULL || (w->lsn = calloc(cfg->nlisteners, sizeof(*w->lsn))) == NULL) {
@@ -133,8 +437,15 @@ static int run(struct snap *snap)
     }
     w->loop = uv_default_loop();
     w->snap = snap;
-    m.w = w;
-    rc = s2s_setup(&m, cfg);
+    m->w = w;
+    m->reg = metrics_for(cfg, snap->tls);
+    if (m->reg == NULL) {
+        fprintf(stderr, "xmpp-tls-proxy: out of memory\n");
+        rc = 1;
+    } else {
+        w->metrics = metrics_reg_shard(m->reg, 0);
+        rc = s2s_setup(m, cfg);
+    }
     for (size_t i = 0; rc == 0 && i < cfg->nlisteners; i++) {
         if (listener_start(w, &cfg->listeners[i], &w->lsn[w->nlsn]) != 0) {
             rc = 1;
@@ -142,18 +453,44 @@ static int run(struct snap *snap)
         }
         w->nlsn++;
     }
+    if (rc == 0 && cfg->has_admin) {
+        m->admin = admin_start(w->loop, (const struct sockaddr *)&cfg->admin_listen.ss,
+                               &admin_ops, m, err, sizeof(err));
+        if (m->admin == NULL) {
+            log_msg(LOG_ERROR, "admin.listen %s: %s", cfg->admin_listen.text, err);
+            rc = 1;
+        } else {
+            log_msg(LOG_INFO, "admin listening on %s (/metrics, /status, /healthz)",
+                    cfg->admin_listen.text);
+        }
+    }
+    if (rc == 0)
+        rc = drop_privileges(cfg);
     if (rc == 0) {
+        m->listeners_up = true;
         signal(SIGPIPE, SIG_IGN);
-        uv_signal_init(w->loop, &m.sigint);
-        uv_signal_init(w->loop, &m.sigterm);
-        m.sigint.data = m.sigterm.data = &m;
-        uv_signal_start(&m.sigint, signal_cb, SIGINT);
-        uv_signal_start(&m.sigterm, signal_cb, SIGTERM);
+        uv_signal_init(w->loop, &m->sigint);
+        uv_signal_init(w->loop, &m->sigterm);
+        uv_signal_init(w->loop, &m->sighup);
+        uv_timer_init(w->loop, &m->drain);
+        uv_timer_init(w->loop, &m->expiry);
+        m->sigint.data = m->sigterm.data = m->sighup.data = m;
+        m->drain.data = m->expiry.data = m;
+        uv_signal_start(&m->sigint, signal_cb, SIGINT);
+        uv_signal_start(&m->sigterm, signal_cb, SIGTERM);
+        uv_signal_start(&m->sighup, signal_cb, SIGHUP);
+        check_key_modes(cfg);
+        check_expiry(snap);
+        uv_timer_start(&m->expiry, expiry_cb, EXPIRY_TICK_MS, EXPIRY_TICK_MS);
         log_msg(LOG_INFO, "xmpp-tls-proxy %s running with %s (%zu domains, %zu listeners)",
                 XTP_VERSION, cfg->path, cfg->ndomains, cfg->nlisteners);
+        notify_send("READY=1\nSTATUS=running");
     } else {
         for (size_t i = 0; i < w->nlsn; i++)
             listener_stop(w->lsn[i]);
+        if (m->admin != NULL)
+            admin_stop(m->admin, NULL, NULL);
+        m->admin = NULL;
         dns_close(w->dns, NULL, NULL);
         w->dns = NULL;
     }
@@ -164,28 +501,55 @@ static int run(struct snap *snap)
     for (size_t i = 0; i < WORKER_TICKETS; i++)
         tls_ticket_free(w->tickets[i].ticket);
     if (w->certmem != NULL && certmem_flush(w->certmem) != 0)
-        log_msg(LOG_WARN, "cannot write s2s.state_file %s", cfg->state_file);
+        log_msg(LOG_WARN, "cannot write s2s.state_file %s", w->snap->cfg->state_file);
     certmem_free(w->certmem);
+    metrics_reg_free(m->reg);
+    snap_unref(w->snap);
     free(w->lsn);
     free(w);
     return rc;
 }
 
+/* `xmpp-tls-proxy status [-c FILE]`: the live sessions, from GET /status on admin.listen. */
+static int status_main(const char *path)
+{
+    char err[1024];
+    struct cfg *cfg = cfg_load(path, err, sizeof(err));
+    int rc;
+
+    if (cfg == NULL) {
+        fprintf(stderr, "%s\n", err);
+        return 1;
+    }
+    if (!cfg->has_admin) {
+        fprintf(stderr, "xmpp-tls-proxy status: %s has no admin.listen: the proxy serves /status "
+                        "only when it is set\n",
+                path);
+        cfg_unref(cfg);
+        return 1;
+    }
+    rc = status_cli_run(cfg->admin_listen.text, stdout);
+    cfg_unref(cfg);
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
+    struct main_ctx m = {0};
     const char *path = NULL;
-    bool check = false;
+    bool check = false, status = false;
     char err[1024];
     struct cfg *cfg;
     struct tls_server *tls;
     struct snap *snap;
-    int rc;
 
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "-c") == 0 && i + 1 < argc) {
             path = argv[++i];
         } else if (strcmp(argv[i], "--check") == 0 || strcmp(argv[i], "--check-config") == 0) {
             check = true;
+        } else if (i == 1 && strcmp(argv[i], "status") == 0) {
+            status = true;
         } else if (strcmp(argv[i], "--version") == 0 || strcmp(argv[i], "-V") == 0) {
             print_version();
             return 0;
@@ -198,6 +562,8 @@ int main(int argc, char **argv)
             return 2;
         }
     }
+    if (status)
+        return status_main(path != NULL ? path : "/etc/xmpp-tls-proxy/config.yaml");
     if (path == NULL) {
         usage(stderr);
         return 2;
@@ -231,7 +597,6 @@ int main(int argc, char **argv)
         cfg_unref(cfg);
         return 1;
     }
-    rc = run(snap);
-    snap_unref(snap);
-    return rc;
+    m.path = path;
+    return run(&m, snap);
 }

@@ -6,7 +6,9 @@
 #include <string.h>
 
 #include "conn-t.h"
+#include "metrics.h"
 #include "tls.h"
+#include "worker.h"
 #include "xmpp_in.h"
 
 /* A write the socket did not take at once: owns a copy of the bytes. */
@@ -144,6 +146,8 @@ int relay_write(struct conn *c, struct side *s, const void *data, size_t len)
             return r;
         }
         s->tx += (size_t)r;
+        metrics_bytes(c->w->metrics, s == &c->peer ? METRICS_TO_PEER : METRICS_TO_BACKEND,
+                      (uint64_t)r);
         if ((size_t)r == len)
             return 0;
         data = (const uint8_t *)data + r;
@@ -166,6 +170,7 @@ int relay_write(struct conn *c, struct side *s, const void *data, size_t len)
     }
     s->wpending += len;
     s->tx += len;
+    metrics_bytes(c->w->metrics, s == &c->peer ? METRICS_TO_PEER : METRICS_TO_BACKEND, len);
     if (s->wpending > RELAY_HIGH_WATER)
         relay_update_reading(c);
     return 0;

@@ -11,6 +11,7 @@
 #include "conn-t.h"
 #include "dns.h"
 #include "err.h"
+#include "metrics.h"
 #include "s2s-t.h"
 #include "snap.h"
 #include "tls.h"
@@ -141,6 +142,13 @@ int s2s_judge_peer(struct conn *c, const char *domain, const char *const *srv_ta
                                                                            : S2S_AUTH_PKIX;
     snprintf(why, whylen, "%s", res.why);
     snprintf(s->cert_fp, sizeof(s->cert_fp), "%s", res.fp_sha256);
+    snprintf(s->cert_subject, sizeof(s->cert_subject), "%s", res.subject);
+    snprintf(s->cert_sans, sizeof(s->cert_sans), "%s", res.sans);
+    s->cert_not_after = res.not_after;
+    metrics_peer_auth(c->w->metrics,
+                      err == 0 && how != NULL && *how == S2S_AUTH_DANE ? METRICS_AUTH_DANE
+                                                                        : METRICS_AUTH_PKIX,
+                      err == 0 ? METRICS_AUTH_OK : METRICS_AUTH_FAIL);
     if (err != 0 || c->w->certmem == NULL)
         return err;
 
@@ -151,6 +159,7 @@ int s2s_judge_peer(struct conn *c, const char *domain, const char *const *srv_ta
 
         seen = certmem_check(c->w->certmem, domain, res.fp_sha256, !pin, old);
         if (seen == CERTMEM_CHANGED) {
+            metrics_remote_cert_change(c->w->metrics);
             conn_log(c, pin ? LOG_ERROR : LOG_WARN,
                      "remote certificate for %s changed: was sha256=%s now sha256=%s "
                      "(subject %s, SANs %s)%s",

@@ -48,7 +48,10 @@ struct s2s {
     enum s2s_auth auth;          /* of the first pair */
     int cert_err;                /* verify result of the peer certificate for `remote` */
     char cert_why[160];
-    char cert_fp[65];
+    char cert_fp[65]; /* of the peer's certificate, as judged (for /status) */
+    char cert_subject[128];
+    char cert_sans[256];
+    long long cert_not_after;
     struct s2s_pair pairs[S2S_MAX_PAIRS];
     size_t npairs;
     bool sasl_done;        /* s2s-in: EXTERNAL succeeded; the next header is a restart */

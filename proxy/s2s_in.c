@@ -20,6 +20,7 @@
 #include "conn-t.h"
 #include "dialback.h"
 #include "err.h"
+#include "metrics.h"
 #include "relay.h"
 #include "s2s-t.h"
 #include "s2s.h"
@@ -273,6 +274,7 @@ void s2s_in_callback_done(struct worker *w, uint64_t origin, const char *local, 
     if (c == NULL || c->state == CONN_CLOSING || (s = c->s2s) == NULL || !s->callback)
         return;
     s->callback = false;
+    metrics_peer_auth(w->metrics, METRICS_AUTH_DIALBACK, valid ? METRICS_AUTH_OK : METRICS_AUTH_FAIL);
     rc = xmpp_out_db(&out, "result", local, remote, NULL, valid ? "valid" : "invalid", NULL);
     if (rc == 0)
         rc = relay_to_peer(c, bytes_data(&out), bytes_len(&out));

@@ -154,6 +154,7 @@ void s2s_out_verify(struct worker *w, uint64_t origin, const char *local, const 
     c->w = w;
     c->snap = snap_ref(w->snap);
     c->lst = &verify_listener;
+    c->lst_idx = -1; /* not a configured listener: no xtp_sessions sample */
     c->dom = cfg_domain_find(c->snap->cfg, local);
     c->id = ++w->next_id;
     c->t_start = uv_now(w->loop);

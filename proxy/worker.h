@@ -20,6 +20,7 @@ struct conn;
 struct dialback;
 struct dns;
 struct listener;
+struct metrics;
 struct tls_ticket;
 
 #define WORKER_TICKETS 64 /* s2s-out TLS sessions kept for resumption, per loop */
@@ -38,10 +39,12 @@ struct worker {
     struct conn *conns; /* live sessions, a doubly linked list through conn->next/prev */
     unsigned live;      /* sessions not yet freed */
     uint64_t next_id;
-    bool stopping; /* no new sessions */
+    bool stopping;           /* no new sessions */
+    uint64_t drain_deadline; /* uv_now() when the SIGTERM drain ends (main.c) */
     struct dns *dns;                 /* owned by main: s2s-out lookups; NULL without s2s-out */
     struct certmem *certmem;         /* borrowed, process-wide: remote certificate memory */
     const struct dialback *dialback; /* borrowed, process-wide: the XEP-0185 secret */
+    struct metrics *metrics; /* this loop's shard of the process's metrics (metrics.h) */
     struct worker_ticket tickets[WORKER_TICKETS];
     unsigned ticket_next; /* the slot the next new remote takes (round robin) */
     uint8_t rbuf[WORKER_RBUF_SIZE];

@@ -15,7 +15,8 @@
 #              (default: $XTP_SRC/tests/certs)
 #   XTP_KEEP=1 keep $T even when the test passes
 # Proxy config knobs read by write_proxy_config: LOG_LEVEL (debug), TLS_MIN_VERSION (1.2),
-# MAX_STANZA (64KiB), HANDSHAKE_TIMEOUT (10s), MAX_CONNECTIONS (1000).
+# MAX_STANZA (64KiB), HANDSHAKE_TIMEOUT (10s), MAX_CONNECTIONS (1000), DRAIN_TIMEOUT (0s: SIGTERM
+# ends sessions at once, as the tests' stop_proxy expects).
 #
 # Every wait is bounded; nothing here waits for a process or a port without a deadline.
 
@@ -527,6 +528,7 @@ limits:
   max_stanza: ${MAX_STANZA:-64KiB}
   handshake_timeout: ${HANDSHAKE_TIMEOUT:-10s}
   max_connections: ${MAX_CONNECTIONS:-1000}
+  drain_timeout: ${DRAIN_TIMEOUT:-0s}
 EOF
 }
 

@@ -38,7 +38,7 @@ s2s:
   verify: required
   state_file: $T/remote-certs
   dialback_secret_file: $SECRET
-limits: { handshake_timeout: 5s }
+limits: { handshake_timeout: 5s, drain_timeout: 0s }
 EOF
 PROXY_STARTTLS_PORT=$S2S_PORT PROXY_DIRECT_PORT=$OUT_PORT start_proxy "$T/proxy.yaml"
 

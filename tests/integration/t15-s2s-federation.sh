@@ -45,6 +45,7 @@ listeners:
   - { name: s2s-out, listen: "127.0.0.1:$4", kind: s2s-out }
 s2s: { verify: required, state_file: $T/$1.state, dialback_secret_file: $T/$1.secret }
 resolve: { static: { $6: "127.0.0.1:$7" } }
+limits: { drain_timeout: 0s }
 EOF
 }
 proxy_config a example.test "$PA" "$OA" "$TAP_A" other.test "$PB"
