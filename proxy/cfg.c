@@ -625,9 +625,19 @@ static int parse_tls_ca_file(struct cfg_ctx *cx, const char *path, yaml_node_t *
     return 0;
 }
 
+static int parse_tls_ticket_key_file(struct cfg_ctx *cx, const char *path, yaml_node_t *key,
+                                     yaml_node_t *val, void *obj)
+{
+    struct cfg *c = obj;
+
+    c->ticket_key_line = node_line(key);
+    return get_path(cx, path, key, val, &c->ticket_key_file);
+}
+
 static const struct cfg_key tls_keys[] = {
     {"min_version", YAML_SCALAR_NODE, parse_tls_min_version},
     {"ca_file", YAML_SCALAR_NODE, parse_tls_ca_file},
+    {"ticket_key_file", YAML_SCALAR_NODE, parse_tls_ticket_key_file},
 };
 
 static int parse_tls(struct cfg_ctx *cx, const char *path, yaml_node_t *key, yaml_node_t *val,
@@ -1646,6 +1656,7 @@ static void cfg_free(struct cfg *c)
     free(c->trust_anchor_file);
     free(c->user);
     free(c->group);
+    free(c->ticket_key_file);
     free(c->ca_file);
     free(c->path);
     free(c);

@@ -79,6 +79,8 @@ struct cfg {
     int tls_min_version;        /* tls.min_version: 12 ("1.2", default) or 13 ("1.3") */
     char *ca_file;              /* tls.ca_file, default /etc/ssl/certs/ca-certificates.crt */
     int ca_file_line;
+    char *ticket_key_file;      /* tls.ticket_key_file: shared ticket keys; NULL: per process */
+    int ticket_key_line;
     struct cfg_domain *domains; /* in file order; domains[0] is the default (no SNI) */
     size_t ndomains;            /* >= 1 */
     struct cfg_listener *listeners;

@@ -40,6 +40,7 @@
 #define EXPIRY_WARN_S  (14 * 24 * 3600) /* warn when a certificate expires within 14 days */
 #define EXPIRY_TICK_MS (24 * 3600 * 1000ULL)
 #define DRAIN_TICK_MS  100
+#define TICKET_TICK_MS (20 * 60 * 1000ULL) /* re-read tls.ticket_key_file: under its 1 h life */
 
 static void usage(FILE *f)
 {
@@ -62,7 +63,7 @@ struct main_ctx {
     struct worker *w;
     const char *path;
     uv_signal_t sigint, sigterm, sighup;
-    uv_timer_t drain, expiry;
+    uv_timer_t drain, expiry, tickets;
     int signals;
     bool listeners_up;
     struct dialback dialback;  /* s2s: the XEP-0185 secret */
@@ -157,6 +158,17 @@ static void expiry_cb(uv_timer_t *t)
     struct main_ctx *m = t->data;
 
     check_expiry(m->w->snap);
+}
+
+/* Shared ticket keys: pick up a rotated tls.ticket_key_file, and keep the key from expiring. */
+static void tickets_cb(uv_timer_t *t)
+{
+    struct main_ctx *m = t->data;
+    char err[512];
+
+    if (tls_server_rotate(m->w->snap->tls, m->w->snap->cfg, err, sizeof(err)) != 0)
+        log_msg(LOG_ERROR, "ticket keys not rotated (resumption across instances may fail): %s",
+                err);
 }
 
 /* Private keys readable by group or others (a key in the chain file counts too). */
@@ -353,7 +365,7 @@ static void close_main_handles(struct main_ctx *m)
 {
     uv_handle_t *hs[] = {(uv_handle_t *)&m->sigint, (uv_handle_t *)&m->sigterm,
                          (uv_handle_t *)&m->sighup, (uv_handle_t *)&m->drain,
-                         (uv_handle_t *)&m->expiry};
+                         (uv_handle_t *)&m->expiry, (uv_handle_t *)&m->tickets};
 
     for (size_t i = 0; i < sizeof(hs) / sizeof(hs[0]); i++)
         if (hs[i]->type != UV_UNKNOWN_HANDLE && !uv_is_closing(hs[i]))
@@ -393,6 +405,7 @@ static void begin_stop(struct main_ctx *m, uint64_t grace_ms)
         listener_stop(w->lsn[i]);
     w->nlsn = 0;
     uv_timer_stop(&m->expiry);
+    uv_timer_stop(&m->tickets);
     if (grace_ms == 0) {
         conn_close_all(w); /* cancels the sessions' lookups before the resolver goes */
         w->drain_deadline = UINT64_MAX;
@@ -474,8 +487,10 @@ static int run(struct main_ctx *m, struct snap *snap)
         uv_signal_init(w->loop, &m->sighup);
         uv_timer_init(w->loop, &m->drain);
         uv_timer_init(w->loop, &m->expiry);
+        uv_timer_init(w->loop, &m->tickets);
         m->sigint.data = m->sigterm.data = m->sighup.data = m;
-        m->drain.data = m->expiry.data = m;
+        m->drain.data = m->expiry.data = m->tickets.data = m;
+        uv_timer_start(&m->tickets, tickets_cb, TICKET_TICK_MS, TICKET_TICK_MS);
         uv_signal_start(&m->sigint, signal_cb, SIGINT);
         uv_signal_start(&m->sigterm, signal_cb, SIGTERM);
         uv_signal_start(&m->sighup, signal_cb, SIGHUP);

@@ -19,7 +19,9 @@
 #include <mbedtls/ecp.h>
 #include <mbedtls/entropy.h>
 #include <mbedtls/error.h>
+#include <mbedtls/md.h>
 #include <mbedtls/pk.h>
+#include <mbedtls/platform_util.h>
 #include <mbedtls/ssl.h>
 #include <mbedtls/ssl_ciphersuites.h>
 #include <mbedtls/ssl_ticket.h>
@@ -604,6 +606,76 @@ static int setup_conf(struct tls_server *s, enum tls_role role, const struct cfg
     return 0;
 }
 
+/* ---- shared ticket keys (tls.ticket_key_file) ------------------------------------------- */
+
+#define TICKET_SECRET_MIN 32   /* bytes of secret the file must hold at least */
+#define TICKET_SECRET_MAX 4096 /* and at most */
+
+/* Several instances behind one name must resume each other's tickets (issue 4, scale-out):
+ * they derive the same key from one shared secret file. Per role (c2s, s2s), so that a c2s
+ * ticket never resumes on an s2s listener:
+ *   name = HMAC-SHA256(secret, "xmpp-tls-proxy ticket name " ROLE)[0..4)
+ *   key  = HMAC-SHA256(secret, "xmpp-tls-proxy ticket key " ROLE)
+ * An operator rotates by writing a new secret; each instance picks it up at its next
+ * tls_server_rotate() (a reload, or main.c's periodic check), and mbedTLS keeps the previous
+ * key for tickets issued under it. */
+static int ticket_keys_from_file(struct tls_server *s, const struct cfg *cfg, char *err,
+                                 size_t errlen)
+{
+    static const char *const roles[2] = {"c2s", "s2s"};
+    const mbedtls_md_info_t *md = mbedtls_md_info_from_type(MBEDTLS_MD_SHA256);
+    unsigned char secret[TICKET_SECRET_MAX + 1], name[32], key[32];
+    char label[64];
+    size_t n;
+    FILE *f = fopen(cfg->ticket_key_file, "rb");
+    int rc = 0;
+
+    if (f == NULL) {
+        cfg_fail(err, errlen, cfg, cfg->ticket_key_line, "tls.ticket_key_file: cannot read %s: %s",
+                 cfg->ticket_key_file, strerror(errno));
+        return XTP_ECONFIG;
+    }
+    n = fread(secret, 1, sizeof(secret), f);
+    fclose(f);
+    while (n > 0 && (secret[n - 1] == '\n' || secret[n - 1] == '\r'))
+        n--;
+    if (n < TICKET_SECRET_MIN || n > TICKET_SECRET_MAX) {
+        cfg_fail(err, errlen, cfg, cfg->ticket_key_line,
+                 "tls.ticket_key_file: %s must hold %d to %d bytes of secret (e.g. `openssl rand "
+                 "-hex 32 > FILE`), not %zu",
+                 cfg->ticket_key_file, TICKET_SECRET_MIN, TICKET_SECRET_MAX, n);
+        mbedtls_platform_zeroize(secret, sizeof(secret));
+        return XTP_ECONFIG;
+    }
+    for (int r = 0; r < 2 && rc == 0; r++) {
+        snprintf(label, sizeof(label), "xmpp-tls-proxy ticket name %s", roles[r]);
+        rc = mbedtls_md_hmac(md, secret, n, (const unsigned char *)label, strlen(label), name);
+        snprintf(label, sizeof(label), "xmpp-tls-proxy ticket key %s", roles[r]);
+        if (rc == 0)
+            rc = mbedtls_md_hmac(md, secret, n, (const unsigned char *)label, strlen(label), key);
+        if (rc == 0)
+            rc = mbedtls_ssl_ticket_rotate(&s->tickets[r], name, 4, key, sizeof(key),
+                                           TICKET_LIFETIME_S);
+    }
+    mbedtls_platform_zeroize(secret, sizeof(secret));
+    mbedtls_platform_zeroize(key, sizeof(key));
+    if (rc != 0) {
+        char lib[120];
+
+        mbedtls_strerror(rc, lib, sizeof(lib));
+        cfg_fail(err, errlen, cfg, cfg->ticket_key_line, "tls.ticket_key_file: %s", lib);
+        return XTP_ETLS;
+    }
+    return 0;
+}
+
+int tls_server_rotate(struct tls_server *s, const struct cfg *cfg, char *err, size_t errlen)
+{
+    if (cfg->ticket_key_file == NULL)
+        return 0; /* the ticket module rotates its own random keys */
+    return ticket_keys_from_file(s, cfg, err, errlen);
+}
+
 struct tls_server *tls_server_new(const struct cfg *cfg, char *err, size_t errlen)
 {
     static const char pers[] = "xmpp-tls-proxy tls_server";
@@ -674,6 +746,8 @@ struct tls_server *tls_server_new(const struct cfg *cfg, char *err, size_t errle
         if (rc != 0)
             goto fail_lib;
     }
+    if (tls_server_rotate(s, cfg, err, errlen) != 0)
+        goto fail_free;
     return s;
 
 fail_lib:

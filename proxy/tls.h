@@ -29,6 +29,12 @@ const char *tls_lib_version(void);
 struct tls_server *tls_server_new(const struct cfg *cfg, char *err, size_t errlen);
 void tls_server_free(struct tls_server *s); /* NULL is fine; no session may still use it */
 
+/* With tls.ticket_key_file: (re)derives the c2s and s2s ticket keys from the file, so that
+ * instances sharing it resume each other's sessions; the previous key keeps decrypting.
+ * Call it at least every TICKET_LIFETIME (1 h), or the ticket module makes a random key of its
+ * own. Without the key file: nothing. 0 or XTP_ECONFIG/XTP_ETLS with "FILE:LINE: ..." in err. */
+int tls_server_rotate(struct tls_server *s, const struct cfg *cfg, char *err, size_t errlen);
+
 /* Seconds until the certificate of domain expires (negative once expired), or 0 when unknown. */
 long long tls_server_cert_expiry(const struct tls_server *s, const char *domain);
 
