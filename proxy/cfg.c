@@ -62,6 +62,7 @@ struct listener_state {
     int name_line;
     int listen_line;
     int allow_line; /* 0 when `allow_nonlocal:` is absent */
+    int pp_line;    /* 0 when `proxy_protocol:` is absent */
 };
 
 /* The 1-based line where node starts. */
@@ -909,13 +910,30 @@ static int parse_listener_allow_nonlocal(struct cfg_ctx *cx, const char *path, y
     return get_bool(cx, path, key, val, &st->l->allow_nonlocal);
 }
 
-enum { LISTENER_NAME = 0, LISTENER_LISTEN, LISTENER_KIND, LISTENER_TLS, LISTENER_ALLOW };
+static int parse_listener_proxy_protocol(struct cfg_ctx *cx, const char *path, yaml_node_t *key,
+                                         yaml_node_t *val, void *obj)
+{
+    struct listener_state *st = obj;
+
+    st->pp_line = node_line(key);
+    return get_bool(cx, path, key, val, &st->l->proxy_protocol);
+}
+
+enum {
+    LISTENER_NAME = 0,
+    LISTENER_LISTEN,
+    LISTENER_KIND,
+    LISTENER_TLS,
+    LISTENER_ALLOW,
+    LISTENER_PROXY_PROTOCOL
+};
 static const struct cfg_key listener_keys[] = {
     [LISTENER_NAME] = {"name", YAML_SCALAR_NODE, parse_listener_name},
     [LISTENER_LISTEN] = {"listen", YAML_SCALAR_NODE, parse_listener_listen},
     [LISTENER_KIND] = {"kind", YAML_SCALAR_NODE, parse_listener_kind},
     [LISTENER_TLS] = {"tls", YAML_SCALAR_NODE, parse_listener_tls},
     [LISTENER_ALLOW] = {"allow_nonlocal", YAML_SCALAR_NODE, parse_listener_allow_nonlocal},
+    [LISTENER_PROXY_PROTOCOL] = {"proxy_protocol", YAML_SCALAR_NODE, parse_listener_proxy_protocol},
 };
 
 /* 127.0.0.0/8, ::1 and ::ffff:127.0.0.0/104. */
@@ -953,6 +971,11 @@ static int finish_listener(struct cfg_ctx *cx, size_t i, struct listener_state *
                         "connects in plaintext; the remote side always uses TLS)",
                         i);
         l->tls = CFG_TLS_NONE;
+        if (st->pp_line != 0)
+            return fail(cx, st->pp_line,
+                        "listeners[%zu].proxy_protocol is not allowed for kind s2s-out (the "
+                        "backend connects directly)",
+                        i);
         /* It answers the backend's dialback: anyone who can reach it could impersonate. */
         if (!l->allow_nonlocal && !addr_is_loopback(&l->listen))
             return fail(cx, st->listen_line,

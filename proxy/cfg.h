@@ -43,6 +43,7 @@ struct cfg_listener {
     enum cfg_kind kind;
     enum cfg_tls tls;    /* CFG_TLS_NONE only for s2s-out */
     bool allow_nonlocal; /* s2s-out only: may listen on a non-loopback address */
+    bool proxy_protocol; /* a PROXY v1/v2 header from a load balancer precedes every stream */
     int line;
 };
 

@@ -19,6 +19,7 @@
 #include "features.h"
 #include "json.h"
 #include "metrics.h"
+#include "proxy_proto.h"
 #include "relay.h"
 #include "s2s.h"
 #include "snap.h"
@@ -478,10 +479,62 @@ void conn_alloc_cb(uv_handle_t *h, size_t hint, uv_buf_t *buf)
     *buf = uv_buf_init((char *)c->w->rbuf, sizeof(c->w->rbuf));
 }
 
+static void peer_data(struct conn *c, const uint8_t *data, size_t n);
+static void addr_text(const struct sockaddr_storage *ss, char *ip, size_t iplen, char *full,
+                      size_t fulllen);
+
+/* listeners with proxy_protocol: true. The balancer's PROXY header comes first: take the
+ * client's address from it (logs, /status) and pass on what follows. Anything that is not a
+ * valid header closes the connection: a client must not reach such a listener directly. */
+static void proxy_header(struct conn *c, const uint8_t *data, size_t n)
+{
+    struct proxy_proto pp;
+    const uint8_t *p = data;
+    size_t len = n;
+    uint8_t *rest;
+    int used;
+
+    if (bytes_len(&c->peer.in) > 0 || n < PROXY_PROTO_MAX) {
+        if (bytes_append(&c->peer.in, data, n) != 0) {
+            conn_close(c, CONN_END_NOMEM, -ENOMEM);
+            return;
+        }
+        p = bytes_data(&c->peer.in);
+        len = bytes_len(&c->peer.in);
+    }
+    used = proxy_proto_parse(p, len, &pp);
+    if (used == 0 && len < PROXY_PROTO_MAX)
+        return; /* more to come (the handshake timeout bounds the wait) */
+    if (used <= 0) {
+        conn_set_detail(c, "no valid PROXY protocol header (proxy_protocol: true)");
+        conn_close(c, CONN_END_PEER_PROTOCOL, XTP_EBADFORMAT);
+        return;
+    }
+    c->pp_wait = false;
+    if (pp.has_src) {
+        char was[64];
+
+        snprintf(was, sizeof(was), "%s", c->peer_addr);
+        addr_text(&pp.src, c->peer_ip, sizeof(c->peer_ip), c->peer_addr, sizeof(c->peer_addr));
+        conn_log(c, LOG_DEBUG, "PROXY header from %s", was);
+    }
+    len -= (size_t)used;
+    rest = len > 0 ? malloc(len) : NULL;
+    if (len > 0 && rest == NULL) {
+        conn_close(c, CONN_END_NOMEM, -ENOMEM);
+        return;
+    }
+    if (len > 0)
+        memcpy(rest, p + used, len);
+    bytes_cleanup(&c->peer.in);
+    if (len > 0)
+        peer_data(c, rest, len);
+    free(rest);
+}
+
 void conn_peer_read_cb(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
 {
     struct conn *c = st->data;
-    int err;
 
     if (nread == 0)
         return;
@@ -497,13 +550,23 @@ void conn_peer_read_cb(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
     metrics_bytes(c->w->metrics, METRICS_FROM_PEER, (uint64_t)nread);
     if (c->state == CONN_CLOSING)
         return;
+    if (c->pp_wait)
+        proxy_header(c, (const uint8_t *)buf->base, (size_t)nread);
+    else
+        peer_data(c, (const uint8_t *)buf->base, (size_t)nread);
+}
+
+static void peer_data(struct conn *c, const uint8_t *data, size_t n)
+{
+    int err;
+
     if (c->tls == NULL) { /* before STARTTLS (or a plaintext s2s-out stream) */
-        err = relay_input(c, &c->peer, (const uint8_t *)buf->base, (size_t)nread);
+        err = relay_input(c, &c->peer, data, n);
         if (err < 0)
             peer_input_failed(c, err);
         return;
     }
-    tls_feed(c->tls, buf->base, (size_t)nread);
+    tls_feed(c->tls, data, n);
     if (!c->tls_up)
         handshake_step(c);
     conn_pump_peer(c);
@@ -959,6 +1022,7 @@ void conn_accept(struct worker *w, uv_stream_t *server, const struct cfg_listene
     if (lst->kind == CFG_KIND_S2S)
         xmpp_in_set_resumable(c->peer.xin); /* s2s_in.c holds input while the backend learns */
     conn_log(c, LOG_DEBUG, "accepted");
+    c->pp_wait = lst->proxy_protocol;
     if (lst->tls == CFG_TLS_DIRECT) {
         c->tls = tls_new(c->snap->tls, tls_role(c), NULL, conn_tls_send_cb, c);
         if (c->tls == NULL) {

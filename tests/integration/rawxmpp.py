@@ -65,7 +65,9 @@ class AppendStep(argparse.Action):
 class Session:
     def __init__(self, args):
         self.args = args
-        self.sock = socket.create_connection((args.host, args.port), timeout=args.timeout)
+        src = (args.bind, 0) if args.bind else None
+        self.sock = socket.create_connection((args.host, args.port), timeout=args.timeout,
+                                             source_address=src)
         self.plain = bytearray()  # received before TLS
         self.tls = bytearray()  # received after the TLS handshake
         self.in_tls = False
@@ -184,6 +186,7 @@ def main():
     p.add_argument("--cert", help="client certificate chain (PEM) for the TLS steps (s2s)")
     p.add_argument("--key", help="its private key (PEM)")
     p.add_argument("--alpn", default="xmpp-client", help="ALPN protocol for --tls")
+    p.add_argument("--bind", help="local address to connect from (e.g. 127.0.0.5)")
     p.add_argument("--send", dest="send", action=AppendStep, metavar="DATA")
     p.add_argument("--send-file", dest="send_file", action=AppendStep, metavar="FILE")
     p.add_argument("--wait", dest="wait", action=AppendStep, metavar="TEXT")
