@@ -585,8 +585,14 @@ static int setup_conf(struct tls_server *s, enum tls_role role, const struct cfg
 
     if (rc != 0)
         return rc;
-    mbedtls_ssl_conf_session_tickets_cb(c, mbedtls_ssl_ticket_write, mbedtls_ssl_ticket_parse,
-                                        &s->tickets[role]);
+    /* s2s-in resumes nothing: mbedTLS 3.6 does not keep the client's certificate in a TLS 1.3
+     * ticket (measured: a resumed session has no peer chain), and s2s authentication needs
+     * it on every stream (XEP-0178). s2s streams live long, so the full handshake is rare. */
+    if (role == TLS_ROLE_C2S)
+        mbedtls_ssl_conf_session_tickets_cb(c, mbedtls_ssl_ticket_write, mbedtls_ssl_ticket_parse,
+                                            &s->tickets[role]);
+    else
+        mbedtls_ssl_conf_new_session_tickets(c, 0);
     mbedtls_ssl_conf_sni(c, sni_cb, s);
     /* XEP-0368: offer the protocol id; a client that sends no ALPN is served all the same. */
     rc = mbedtls_ssl_conf_alpn_protocols(c, role == TLS_ROLE_C2S ? alpn_c2s : alpn_s2s);

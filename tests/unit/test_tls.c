@@ -850,8 +850,10 @@ TEST(client_mode)
             EXPECT_STR("TLSv1.3", tls_version(d.c));
             EXPECT_STR("xmpp-server", tls_alpn(d.c) ? tls_alpn(d.c) : "(none)");
             EXPECT_STR("example.test", tls_sni(d.s) ? tls_sni(d.s) : "(none)"); /* SNI = domain */
-            EXPECT_EQ(round == 1, tls_resumed(d.c));
-            EXPECT_EQ(round == 1, tls_resumed(d.s));
+            /* Our s2s servers issue no tickets (tls.c: no client certificate in a resumed
+             * TLS 1.3 session), so the client has none to offer the second time. */
+            EXPECT(!tls_resumed(d.c));
+            EXPECT(!tls_resumed(d.s));
             /* Both chains verify against the test CA; names are verify.c's business. */
             EXPECT_EQ(0, tls_peer_flags(d.c));
             EXPECT(tls_peer_chain(d.c, der, len, 4) >= 1);
@@ -867,7 +869,7 @@ TEST(client_mode)
             EXPECT(n == 4 && memcmp(in, "ping", 4) == 0);
             if (round == 0) {
                 ticket = tls_ticket_take(d.c);
-                EXPECT(ticket != NULL);
+                EXPECT(ticket == NULL);
             }
         }
         tls_free(d.c);
