@@ -343,6 +343,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         append(&stream, CANNED, sizeof(CANNED) - 1);
     append(&stream, data + head, size - head);
     len = bytes_len(&stream);
+    if (len == 0)
+        return 0; /* bytes_data() of an empty buffer is NULL + 0 */
 
     for (size_t i = 0; i < ncuts; i++)
         bounds[i] = ((size_t)data[1 + 2 * i] << 8 | data[2 + 2 * i]) % (len + 1);
