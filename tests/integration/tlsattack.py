@@ -244,6 +244,40 @@ class TLSConn(Conn):
                 raise RuntimeError(f"no {token!r} within {self.a.timeout:g} s")
             self.fill()
 
+    def outcome_tls(self):
+        """Like outcome(), for a session whose records are encrypted: reads through the TLS
+        object, so that an alert the proxy sends under the session keys is seen."""
+        names = {v.upper(): k for k, v in ALERTS.items()}
+        deadline = time.monotonic() + self.a.timeout
+        while time.monotonic() < deadline:
+            try:
+                data = self.tls.read(65536)
+                if not data:  # the memory BIO reports close_notify as an empty read
+                    return "alert level=1 desc=0 (close_notify) encrypted"
+                self.plain += data
+                continue
+            except ssl.SSLWantReadError:
+                pass
+            except ssl.SSLZeroReturnError:
+                return "alert level=1 desc=0 (close_notify) encrypted"
+            except ssl.SSLError as exc:
+                reason = (exc.reason or "").upper()
+                for name, code in names.items():
+                    if reason.endswith("ALERT_" + name):
+                        return f"alert level=2 desc={code} ({name.lower()}) encrypted"
+                return f"tls error {exc.reason}"
+            self.sock.settimeout(max(0.05, deadline - time.monotonic()))
+            try:
+                data = self.sock.recv(65536)
+            except socket.timeout:
+                return "timeout"
+            except ConnectionResetError:
+                return "reset"
+            if not data:
+                return "eof"
+            self.inc.write(data)
+        return "timeout"
+
     def open_stream(self):
         self.handshake()
         self.send(stream_header(self.a.domain))
@@ -263,9 +297,18 @@ def cmd_hello(a):
         (res.startswith("alert") and c.closed())
     print(f"tlsattack: RESULT hello {a.kind}: {res}{' then closed' if closed else ''}")
     if a.expect == "accepted":
-        c.idle(0.5)  # take the whole flight: hang up as a client that changed its mind
+        if a.hangup:  # a client that gives up at the first byte: close at once, with RST
+            c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            c.sock.close()
+        else:  # take the whole flight: hang up as a client that changed its mind
+            c.idle(0.5)
         return res.startswith("server-hello")
     return not res.startswith("server-hello") and closed
+
+
+def alert_ok(a, res):
+    """--expect-alert N: the proxy's answer was the fatal alert N."""
+    return a.expect_alert is None or res.startswith(f"alert level=2 desc={a.expect_alert} ")
 
 
 def cmd_overflow_pre(a):
@@ -279,7 +322,7 @@ def cmd_overflow_pre(a):
     closed = not res.startswith("server-hello") and (
         not res.startswith("alert") or c.closed()) and res != "timeout"
     print(f"tlsattack: RESULT overflow-pre: {res}{' then closed' if closed else ''}")
-    return closed
+    return closed and alert_ok(a, res)
 
 
 def cmd_overflow_post(a):
@@ -291,10 +334,10 @@ def cmd_overflow_post(a):
         c.sock.sendall(b"\x17\x03\x03" + u16(n) + pad)
     except (BrokenPipeError, ConnectionResetError):
         pass
-    res = c.outcome()
+    res = c.outcome_tls()
     closed = res != "timeout" and (not res.startswith("alert") or c.closed())
     print(f"tlsattack: RESULT overflow-post: {res}{' then closed' if closed else ''}")
-    return closed
+    return closed and alert_ok(a, res)
 
 
 def cmd_after_close(a):
@@ -330,6 +373,12 @@ def main():
     ap.add_argument("--starttls", action="store_true")
     ap.add_argument("--tls12", action="store_true", help="real handshakes: TLS 1.2 at most")
     ap.add_argument("--expect", choices=("refused", "accepted"), default="refused")
+    ap.add_argument("--hangup", action="store_true",
+                    help="hello --expect accepted: reset the connection right after the "
+                         "ServerHello instead of reading the rest of the flight")
+    ap.add_argument("--expect-alert", type=int, metavar="N",
+                    help="overflow-*: the proxy must answer with the fatal alert N "
+                         "(22: record_overflow)")
     ap.add_argument("--marker", default="MARKER-AFTER")
     ap.add_argument("--marker-before", default="MARKER-BEFORE")
     ap.add_argument("--timeout", type=float, default=5.0)
