@@ -147,7 +147,8 @@ attack_mark() {
 # session reached the relay and so also has its one open line (design.md §9), nothing else.
 # Waits up to 5 s for the lines.
 expect_closes() {
-    local n=$1 reason=$2 errre=${3:-.} opened=${4:-}
+    local n=$1 errre=${3:-.} opened=${4:-}
+    # shellcheck disable=SC2016 # expanded by eval, each time it is polled
     wait_until 5 eval '[ "$(proxy_log_new | grep -Ec "$PROXY_CLOSE_RE")" -ge "$n" ]' || true
     proxy_log_new | "$PY" -c '
 import re, sys
