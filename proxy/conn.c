@@ -221,7 +221,8 @@ void conn_close(struct conn *c, enum conn_end why, int err)
              (unsigned long long)ms);
 
     /* RFC 8446 §6.1: say goodbye properly so the peer can tell truncation from the end. */
-    if (c->tls != NULL && c->tls_up && !c->peer.failed)
+    /* Not after a TLS failure: close_notify would tell the peer the stream ended cleanly. */
+    if (c->tls != NULL && c->tls_up && !c->peer.failed && why != CONN_END_TLS)
         tls_close_notify(c->tls);
 
     uv_timer_stop(&c->timer);
@@ -418,7 +419,11 @@ static void handshake_step(struct conn *c)
     if (rc == -EAGAIN)
         return;
     if (rc < 0) {
-        conn_close(c, c->lst->kind == CFG_KIND_S2S_OUT ? CONN_END_REMOTE : CONN_END_TLS, rc);
+        if (c->peer.failed) /* the peer hung up: not a TLS failure */
+            conn_close(c, c->lst->kind == CFG_KIND_S2S_OUT ? CONN_END_REMOTE : CONN_END_PEER_IO,
+                       c->peer.failed);
+        else
+            conn_close(c, c->lst->kind == CFG_KIND_S2S_OUT ? CONN_END_REMOTE : CONN_END_TLS, rc);
         return;
     }
     c->tls_up = true;
@@ -457,7 +462,8 @@ void conn_pump_peer(struct conn *c)
             break;
         }
         if (n < 0) {
-            conn_close(c, CONN_END_TLS, n);
+            conn_close(c, c->peer.failed ? CONN_END_PEER_IO : CONN_END_TLS,
+                       c->peer.failed ? c->peer.failed : n);
             break;
         }
         err = relay_input(c, &c->peer, c->w->pbuf, (size_t)n);

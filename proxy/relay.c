@@ -24,6 +24,25 @@ static struct conn *side_conn(struct side *s)
     return s->tcp.data;
 }
 
+/* Before RELAY, is everything s sent handled (answered or skipped) by the session itself?
+ * Not for c2s/s2s-in peer input after the stream header: those stanzas wait to be forwarded. */
+static bool consumed_here(const struct conn *c, const struct side *s)
+{
+    switch (c->state) {
+    case CONN_PLAIN_STREAM: /* pre-TLS, every kind */
+    case CONN_S2S_AUTH:     /* s2s-in: only negotiation until a pair is authenticated */
+        return s == &c->peer;
+    case CONN_OUT_BACKEND: /* s2s-out: the backend's dialback, the remote's negotiation */
+    case CONN_OUT_RESOLVE:
+    case CONN_OUT_CONNECT:
+    case CONN_OUT_STREAM:
+    case CONN_OUT_AUTH:
+        return true;
+    default:
+        return false;
+    }
+}
+
 int relay_input(struct conn *c, struct side *s, const uint8_t *data, size_t n)
 {
     bool own = bytes_len(&s->in) > 0;
@@ -70,6 +89,11 @@ int relay_input(struct conn *c, struct side *s, const uint8_t *data, size_t n)
 
     if (c->state == CONN_RELAY)
         relay_forward(c, s, xmpp_in_safe(s->xin));
+    else if (consumed_here(c, s))
+        /* Streams the proxy answers itself and never forwards: what the parser accepted
+         * (whitespace keepalives between elements) is consumed, or an unauthenticated peer
+         * could make us hold every space it sends. */
+        relay_skip(s, xmpp_in_safe(s->xin));
     if (c->state == CONN_CLOSING)
         return -ECANCELED;
 

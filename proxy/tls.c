@@ -964,6 +964,41 @@ int tls_feed_end(struct tls *t)
     return rc;
 }
 
+/* Names two failures that mbedTLS reports with generic codes, for the close line (the
+ * message or record that caused them is still in mbedTLS's input buffer, whose fields are
+ * private: reading them is the only way to tell).
+ * - RFC 8446 §4.6.3: a TLS 1.3 peer may send KeyUpdate at any time; mbedTLS 3.6 cannot
+ *   process one and fails with UNEXPECTED_MESSAGE (design.md §5). Not an attack: say so.
+ * - RFC 8446 §5.1/§5.2, RFC 5246 §6.2: a record longer than 2^14 + 256 bytes. mbedTLS fails
+ *   with INVALID_RECORD or BAD_INPUT_DATA ("Bad input parameters to function") and sends no
+ *   alert; we send record_overflow, as the RFCs require. */
+static void name_failure(struct tls *t, int rc)
+{
+    mbedtls_ssl_context *s = &t->ssl;
+    const unsigned char *hdr = s->MBEDTLS_PRIVATE(in_hdr);
+    size_t len;
+
+    if (rc == MBEDTLS_ERR_SSL_UNEXPECTED_MESSAGE && t->hs_done &&
+        mbedtls_ssl_get_version_number(s) == MBEDTLS_SSL_VERSION_TLS1_3 &&
+        s->MBEDTLS_PRIVATE(in_msgtype) == MBEDTLS_SSL_MSG_HANDSHAKE &&
+        s->MBEDTLS_PRIVATE(in_msg) != NULL &&
+        s->MBEDTLS_PRIVATE(in_msg)[0] == 24 /* key_update, RFC 8446 §4 */) {
+        snprintf(t->why, sizeof(t->why),
+                 "the peer sent a TLS 1.3 KeyUpdate, which mbedTLS 3.6 cannot process");
+        return;
+    }
+    if ((rc == MBEDTLS_ERR_SSL_INVALID_RECORD || rc == MBEDTLS_ERR_SSL_BAD_INPUT_DATA) &&
+        hdr != NULL) {
+        len = (size_t)hdr[3] << 8 | hdr[4];
+        if (len > 16384 + 256) {
+            snprintf(t->why, sizeof(t->why),
+                     "a record of %zu bytes, over the TLS limit of 16640 (RFC 8446 §5.2)", len);
+            mbedtls_ssl_send_alert_message(s, MBEDTLS_SSL_ALERT_LEVEL_FATAL,
+                                           MBEDTLS_SSL_ALERT_MSG_RECORD_OVERFLOW);
+        }
+    }
+}
+
 int tls_handshake(struct tls *t)
 {
     int rc;
@@ -979,6 +1014,7 @@ int tls_handshake(struct tls *t)
     case MBEDTLS_ERR_SSL_WANT_WRITE:
         return -EAGAIN;
     default:
+        name_failure(t, rc);
         return fail(t, "handshake", rc);
     }
 }
@@ -1010,6 +1046,7 @@ int tls_read(struct tls *t, void *buf, size_t cap)
                 continue;
             return -EAGAIN;
         default:
+            name_failure(t, rc);
             return fail(t, "read", rc);
         }
     }

@@ -65,7 +65,8 @@ class AppendStep(argparse.Action):
 class Session:
     def __init__(self, args):
         self.args = args
-        src = (args.bind, 0) if args.bind else None
+        bind = getattr(args, "bind", None)  # other tools reuse Session with fewer options
+        src = (bind, 0) if bind else None
         self.sock = socket.create_connection((args.host, args.port), timeout=args.timeout,
                                              source_address=src)
         self.plain = bytearray()  # received before TLS
@@ -130,10 +131,10 @@ class Session:
         if not self.args.ca:
             raise StepError("TLS needs --ca")
         ctx.load_verify_locations(cafile=self.args.ca)
-        if self.args.cert:  # s2s: we present a server certificate as the client
+        if getattr(self.args, "cert", None):  # s2s: we present a server certificate as the client
             ctx.load_cert_chain(self.args.cert, self.args.key)
         if alpn:
-            ctx.set_alpn_protocols([self.args.alpn])
+            ctx.set_alpn_protocols([getattr(self.args, "alpn", "xmpp-client")])
         self.sock.settimeout(self.args.timeout)
         try:
             self.sock = ctx.wrap_socket(self.sock, server_hostname=self.args.domain)

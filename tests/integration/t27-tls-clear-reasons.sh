@@ -1,5 +1,5 @@
 #!/bin/bash
-# pending-tls-clear-reasons: two TLS failures whose close line today is a generic library
+# t27-tls-clear-reasons: two TLS failures whose close line today is a generic library
 # text. Not run by ctest (the name is not tNN-*) until tls.c names them.
 #
 # 1. A TLS 1.3 KeyUpdate from the peer (RFC 8446 §4.6.3; openssl s_client 'k'). mbedTLS 3.6

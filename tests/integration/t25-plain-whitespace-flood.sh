@@ -1,5 +1,5 @@
 #!/bin/bash
-# pending-plain-whitespace-flood: whitespace after the pre-TLS stream header must not pile up.
+# t25-plain-whitespace-flood: whitespace after the pre-TLS stream header must not pile up.
 # Not run by ctest (the name is not tNN-*) until relay.c is fixed; see the bug report in the
 # commit that added it.
 #

@@ -1,5 +1,5 @@
 #!/bin/bash
-# pending-tls-hangup-reason: a client that hangs up in the middle of the handshake is a peer
+# t26-tls-hangup-reason: a client that hangs up in the middle of the handshake is a peer
 # leaving, not a TLS failure. Not run by ctest (the name is not tNN-*) until conn.c is fixed.
 #
 # Bug: the client reads the ServerHello and resets the connection; the proxy is still writing
