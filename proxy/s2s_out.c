@@ -207,6 +207,7 @@ void s2s_out_keep_ticket(struct conn *c)
     }
     tls_ticket_free(slot->ticket);
     slot->ticket = k;
+    conn_log(c, LOG_DEBUG, "kept a TLS session ticket for %s -> %s", s->local, s->remote);
 }
 
 /* ---- the backend's stream ------------------------------------------------------------------ */
