@@ -689,6 +689,11 @@ static int remote_open(void *arg, const struct xmpp_hdr *h)
     int rc = xmpp_in_check_ns(h, XMPP_NS_SERVER);
 
     relay_skip(&c->peer, h->end);
+    /* We are the initiating entity: the remote's header always answers ours. conn_on_pause()
+     * clears peer_hdr_sent at the SASL restart (right after send_header() set it, as it must
+     * for s2s-in, where the remote speaks first); without this a later stream error would go
+     * out behind a second header of ours, which the remote rejects as not-well-formed. */
+    c->peer_hdr_sent = true;
     if (rc != 0) {
         conn_set_detail(c, "the remote's stream header");
         return fail(c, CONN_END_REMOTE, rc, rc);
