@@ -643,6 +643,14 @@ void s2s_out_tls_done(struct conn *c)
                             ? "cannot be relaxed"
                             : "required",
                         s->remote);
+        /* RFC 6120 §5.4.3.3: TLS began a new stream, on which we, the initiating entity,
+         * speak first. The header sent before TLS does not count: without a new one the
+         * remote gets a bare <stream:error/> and sees only not-well-formed XML. */
+        c->peer_hdr_sent = false;
+        if (send_header(c) != 0) {
+            conn_close(c, CONN_END_NOMEM, -ENOMEM);
+            return;
+        }
         fail(c, CONN_END_AUTH, err, err);
         return;
     } else {
