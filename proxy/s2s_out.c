@@ -33,7 +33,6 @@
 #include "xmpp_in.h"
 #include "xmpp_out.h"
 
-/* The remote's <stream:features/>: we need to see its children. */
 /* <linux/netfilter_ipv4.h> and <linux/netfilter_ipv6/ip6_tables.h> clash with glibc's
  * <netinet/in.h>; the option numbers are kernel ABI. */
 #ifndef SO_ORIGINAL_DST
@@ -41,7 +40,10 @@
 #endif
 #define IP6T_SO_ORIGINAL_DST 80
 
-static const char *const features_name[] = {XMPP_NS_STREAMS "|features", NULL};
+/* The remote's <stream:features/> (we need to see its children) and <stream:error/> (its
+ * condition, for the log). */
+static const char *const features_name[] = {XMPP_NS_STREAMS "|features", XMPP_NS_STREAMS "|error",
+                                            NULL};
 
 static int back_open(void *arg, const struct xmpp_hdr *h);
 static int back_element(void *arg, const struct xmpp_elem *e);
@@ -787,6 +789,21 @@ static int on_features(struct conn *c, const struct xmpp_elem *e)
     return send_remote(c, &out, rc);
 }
 
+/* The defined condition of a <stream:error/> (RFC 6120 §4.9.3): the local name of its child in
+ * the stream-errors namespace other than <text/>, or "undefined-condition" without one. */
+static const char *stream_error_condition(const struct xmpp_elem *e)
+{
+    static const char prefix[] = XMPP_NS_STREAM_ERRORS "|";
+
+    for (size_t i = 0; i < e->nchildren; i++) {
+        const char *n = e->children[i].name;
+
+        if (strncmp(n, prefix, sizeof(prefix) - 1) == 0 && strcmp(n + sizeof(prefix) - 1, "text"))
+            return n + sizeof(prefix) - 1;
+    }
+    return "undefined-condition";
+}
+
 static int remote_element(void *arg, const struct xmpp_elem *e)
 {
     struct conn *c = arg;
@@ -798,15 +815,21 @@ static int remote_element(void *arg, const struct xmpp_elem *e)
         return on_features(c, e);
     relay_skip(&c->peer, e->end); /* nothing from the remote reaches the backend */
     if (strcmp(e->name, XMPP_NS_STREAMS "|error") == 0) {
-        conn_set_detail(c, "%s sent a stream error: %s", s->remote,
-                        e->nchildren > 0 ? e->children[0].name : "(no condition)");
-        if (c->state == CONN_OUT_STREAM &&
-            cfg_remote_tls(c->snap->cfg, s->remote) == CFG_S2S_TLS_OPPORTUNISTIC &&
-            s->starttls_sent && c->tls == NULL) {
-            s->retry_plain = true;
-            remote_failed(c, "refused STARTTLS", 0);
-            return XMPP_IN_PAUSE;
+        const char *cond = stream_error_condition(e);
+
+        if (c->state == CONN_OUT_STREAM && s->starttls_sent && c->tls == NULL) {
+            /* A server without TLS may answer <starttls/> with a stream error (Prosody
+             * without mod_tls: <unsupported-stanza-type/>) rather than <failure/>. */
+            if (cfg_remote_tls(c->snap->cfg, s->remote) == CFG_S2S_TLS_OPPORTUNISTIC) {
+                s->retry_plain = true;
+                remote_failed(c, "refused STARTTLS", 0);
+                return XMPP_IN_PAUSE;
+            }
+            conn_set_detail(c, "%s has no TLS: <starttls/> answered with <%s/> (s2s.tls required)",
+                            s->remote, cond);
+            return fail(c, CONN_END_REMOTE, XTP_ENOTLS, XTP_ENOTLS);
         }
+        conn_set_detail(c, "%s sent a stream error: <%s/>", s->remote, cond);
         return fail(c, CONN_END_REMOTE, XTP_EREMOTE, XTP_EREMOTE);
     }
     if (c->state == CONN_OUT_STREAM && strcmp(e->name, XMPP_NS_TLS "|proceed") == 0 &&
