@@ -673,13 +673,24 @@ void s2s_out_tls_done(struct conn *c)
         conn_close(c, CONN_END_NOMEM, -ENOMEM);
 }
 
-/* Opportunistic and without TLS: dialback in the clear (XEP-0220), the remote unverified. */
+/* Opportunistic and without TLS: dialback in the clear (XEP-0220), the remote unverified; a
+ * dialback callback sends its <db:verify/> in the clear. */
 static int plain_dialback(struct conn *c)
 {
     struct s2s *s = c->s2s;
     struct bytes out = BYTES_INIT;
     char key[DIALBACK_KEY_LEN + 1];
+    int rc;
 
+    if (s->verify_only) {
+        /* A dialback callback asks its question (XEP-0220 §2.2.1), as on_features() does
+         * over TLS; it has no domain of its own to prove. */
+        conn_set_state(c, CONN_OUT_AUTH);
+        conn_log(c, LOG_WARN, "%s: no TLS (s2s.tls opportunistic for it): plaintext callback",
+                 s->remote);
+        rc = xmpp_out_db(&out, "verify", s->local, s->remote, s->db_id, NULL, s->db_key);
+        return send_remote(c, &out, rc);
+    }
     if (s->their_id[0] == '\0') {
         conn_set_detail(c, "%s gave no stream id: dialback impossible", s->remote);
         return fail(c, CONN_END_REMOTE, XTP_EBADFORMAT, XTP_EBADFORMAT);
