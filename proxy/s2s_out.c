@@ -112,6 +112,21 @@ static void original_dst(struct conn *c)
         memcmp(&here, &s->orig, here.ss_family == AF_INET6 ? sizeof(struct sockaddr_in6)
                                                            : sizeof(struct sockaddr_in)) == 0)
         s->have_orig = false;
+    if (s->have_orig) {
+        /* Where the session will go instead of resolve.static or DNS: say so. */
+        char ip[64] = "?";
+        unsigned port;
+
+        if (s->orig.ss_family == AF_INET6) {
+            uv_ip6_name((const struct sockaddr_in6 *)&s->orig, ip, sizeof(ip));
+            port = ntohs(((const struct sockaddr_in6 *)&s->orig)->sin6_port);
+        } else {
+            uv_ip4_name((const struct sockaddr_in *)&s->orig, ip, sizeof(ip));
+            port = ntohs(((const struct sockaddr_in *)&s->orig)->sin_port);
+        }
+        conn_log(c, LOG_DEBUG, "transparent: the backend connected to %s port %u (SO_ORIGINAL_DST)",
+                 ip, port);
+    }
 }
 
 void s2s_out_start(struct conn *c)
