@@ -15,13 +15,14 @@
 #   failure, opportunistic: other.test, a Prosody without TLS on its inbound s2s (it answers
 #     <starttls/> with <failure/>; prosody-plugins/mod_no_s2sin_tls.lua), is refused with tls
 #     required; with s2s.remotes.other.test.tls opportunistic jabberd2 (the real backend here)
-#     and Prosody exchange messages both ways, the proxy warns about plaintext, and its outbound
+#     and Prosody exchange messages, the proxy warns about plaintext, and its outbound
 #     stream is dialback in the clear. (Prosody's outbound s2s keeps TLS: its dialback callback
 #     arrives at our s2s listener, which takes TLS only; a remote with no TLS at all, like
 #     plain.test, can never verify our dialback key.)
 #   legacy: the documented { tls: opportunistic, verify: optional } for another such other.test
 #     whose certificate does not name it: dialback both ways, the proxy's own callback to it
-#     (<db:verify/>) in plaintext too; messages one direction, then the other;
+#     (<db:verify/>) in plaintext too;
+#   (opportunistic, legacy: messages go one way, then the other; chat() says why)
 #   strip-required, strip-opportunistic: a man in the middle (strip_starttls.py) removes
 #     <starttls/> from example.test's features: the proxy sends <starttls/> anyway and the
 #     stream is TLS 1.3 with SASL EXTERNAL, whether the remote's tls is required or
@@ -149,6 +150,27 @@ closes() { grep ' close reason=' "$PROXY_LOG"; }
 
 fingerprint() { openssl x509 -in "$1" -outform DER | sha256sum | cut -d' ' -f1; }
 
+# chat NAME C2S_PORT TLS: alice@example.org (jabberd2) and bob@other.test (Prosody on C2S_PORT,
+# c2s TLS mode TLS) exchange messages: alice to bob first, then bob to alice. Where the proxy
+# authenticates to other.test by dialback, Prosody checks our key on its own outbound stream
+# to us; if that stream is new and both directions start at once, the proxy holds the check
+# until jabberd2 accepts other.test, while jabberd2 queues its own check behind its unfinished
+# outbound stream, which waits for Prosody's answer: nothing moves until handshake_timeout (a
+# known limit of s2s-in's hold). T17_AT_ONCE=1 starts both directions at once to show it.
+chat() {
+    local name=$1 port=$2 tls=$3 d dirs=(a2b b2a)
+    [ "${T17_AT_ONCE:-0}" != 1 ] || dirs=(both)
+    for d in "${dirs[@]}"; do
+        s2s_chat --a alice@example.org --a-addr "127.0.0.1:$JA_C2S" --a-tls plain \
+            --b bob@other.test --b-addr "127.0.0.1:$port" --b-tls "$tls" --direction "$d" \
+            --count 3 --timeout 40 --wait 30 >"$T/chat-$name-$d.out" 2>&1 || {
+            cat "$T/chat-$name-$d.out"
+            fail "$name: messages did not arrive ($d)"
+        }
+        cat "$T/chat-$name-$d.out"
+    done
+}
+
 # ---- 1. certificates that do not prove example.test: refused before any authentication step
 for c in "untrusted:not issued by a trusted CA" "wrongname:wrong.invalid" "expired:expired"; do
     name=${c%%:*} why=${c#*:}
@@ -193,13 +215,7 @@ grep -q 'refusing STARTTLS on inbound s2s' "${RLOG[legacy]}" ||
     fail "failure: the remote did not refuse STARTTLS (mod_no_s2sin_tls not loaded?)"
 
 proxy_case opportunistic "${RPORT[good]}" "other.test: { tls: opportunistic }"
-s2s_chat --a alice@example.org --a-addr "127.0.0.1:$JA_C2S" --a-tls plain \
-    --b bob@other.test --b-addr "127.0.0.1:$LEGACY_C2S" --b-tls starttls \
-    --count 3 --timeout 40 --wait 30 >"$T/chat.out" 2>&1 || {
-    cat "$T/chat.out"
-    fail "opportunistic: messages did not arrive both ways"
-}
-cat "$T/chat.out"
+chat opportunistic "$LEGACY_C2S" starttls
 proxy_log_has 'listener=s2s-out .* other\.test: no TLS \(s2s\.tls opportunistic for it\): plaintext dialback' ||
     fail "opportunistic: no warning about plaintext"
 proxy_log_has 'listener=s2s-out .* open domain=example\.org remote=other\.test auth=dialback as=dialback tls=none ' ||
@@ -209,21 +225,8 @@ proxy_log_has 'listener=s2s .* open domain=example\.org remote=other\.test auth=
 
 # The documented legacy combination, { tls: opportunistic, verify: optional }, with a remote
 # whose certificate proves nothing: dialback both ways, our callback to it in plaintext too.
-# One direction first, then the other: when both streams are set up at once, jabberd2 queues
-# its check of our key behind its own unfinished outbound stream while the proxy holds the
-# remote's <db:verify/> behind that check, and both wait until handshake_timeout (a known
-# limit of s2s-in's hold; T17_LEGACY_AT_ONCE=1 shows it).
 OTHER=nocert proxy_case legacy "${RPORT[good]}" "other.test: { tls: opportunistic, verify: optional }"
-if [ "${T17_LEGACY_AT_ONCE:-0}" = 1 ]; then dirs=(both); else dirs=(a2b b2a); fi
-for d in "${dirs[@]}"; do
-    s2s_chat --a alice@example.org --a-addr "127.0.0.1:$JA_C2S" --a-tls plain \
-        --b bob@other.test --b-addr "127.0.0.1:$NOCERT_C2S" --b-tls plain --direction "$d" \
-        --count 3 --timeout 40 --wait 30 >"$T/chat-legacy-$d.out" 2>&1 || {
-        cat "$T/chat-legacy-$d.out"
-        fail "legacy: messages did not arrive ($d)"
-    }
-    cat "$T/chat-legacy-$d.out"
-done
+chat legacy "$NOCERT_C2S" plain
 proxy_log_has 'listener=s2s-out .* open domain=example\.org remote=other\.test auth=dialback as=dialback tls=none ' ||
     fail "legacy: no plaintext dialback stream to other.test"
 proxy_log_has 'listener=s2s .* open domain=example\.org remote=other\.test auth=dialback tls=TLSv1\.3 ' ||
