@@ -24,6 +24,7 @@
 need_cmd openssl ss
 PA=$(free_port) # the proxy's s2s listener (example.test)
 OA=$(free_port) # the proxy's s2s-out listener
+# shellcheck disable=SC2046 # dns_xmpp_server prints words meant to be split
 start_dnsmasq "" $(dns_xmpp_server other.test "$OA" out.example.test) \
     $(dns_xmpp_server example.test "$PA" xmpp.example.test)
 start_jabberd2_s2s example.test

@@ -39,6 +39,7 @@ S2S=$(free_port) # the proxy's s2s listener (the remotes' inbound streams and di
 OUT=$(free_port) # its s2s-out listener (the fake backend, and jabberd2 through DNS)
 printf 'test-secret-%s\n' "$$" >"$T/secret"
 chmod 600 "$T/secret"
+# shellcheck disable=SC2046 # dns_xmpp_server prints words meant to be split
 start_dnsmasq "" $(dns_xmpp_server example.org "$S2S" xmpp.example.org) \
     $(dns_xmpp_server other.test "$OUT" out.example.org)
 start_jabberd2_s2s example.org
@@ -179,7 +180,7 @@ for c in "untrusted:not issued by a trusted CA" "wrongname:wrong.invalid" "expir
         --expect-closed
     wait_until 5 close_has 'listener=s2s-out .*reason=not-authenticated' ||
         fail "$name: no not-authenticated close line: $(closes)"
-    close_has "reason=not-authenticated .*detail=\"[^\"]*$why[^\"]*s2s\.verify required for example\.test" ||
+    close_has "reason=not-authenticated .*detail=\"[^\"]*${why}[^\"]*s2s\.verify required for example\.test" ||
         fail "$name: the close line does not say '$why': $(closes)"
     grep -Eq "Received\[s2sin[^]]*\]: <(db:result|result|auth)" "${RLOG[$name]}" &&
         fail "$name: Prosody got our dialback or SASL after a bad certificate"

@@ -50,6 +50,7 @@ PA=$(free_port) # the proxy's s2s listener (example.test)
 OA=$(free_port) # its s2s-out listener: only the REDIRECT leads there
 err=$(iptables -t nat -A OUTPUT -p tcp -s 127.0.0.3 --dport 5269 -j REDIRECT --to-ports "$OA" 2>&1) ||
     skip "iptables nat REDIRECT unavailable in a namespace: $err"
+# shellcheck disable=SC2046 # dns_xmpp_server prints words meant to be split
 start_dnsmasq "" $(dns_xmpp_server other.test 5269 xmpp.other.test) \
     $(dns_xmpp_server example.test "$PA" xmpp.example.test)
 JABBERD2_S2S_SET="local/origins/ip=127.0.0.3" start_jabberd2_s2s example.test
