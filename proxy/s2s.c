@@ -166,7 +166,10 @@ int s2s_judge_peer(struct conn *c, const char *domain, const char *const *srv_ta
                      domain, old, res.fp_sha256, res.subject, res.sans,
                      pin ? "; refused: pin is true for this remote" : "");
             if (pin) {
-                snprintf(why, whylen, "certificate for %s changed (sha256 %s, pinned %s)", domain,
+                /* The close line's detail holds 159 bytes: two whole fingerprints (128) and
+                 * the rest would be cut mid-hex. They are both whole in the line above. */
+                snprintf(why, whylen,
+                         "certificate for %s changed (sha256 %.16s..., pinned %.16s...)", domain,
                          res.fp_sha256, old);
                 return XTP_EPINNED;
             }

@@ -33,7 +33,6 @@
 #include "xmpp_in.h"
 #include "xmpp_out.h"
 
-/* The remote's <stream:features/>: we need to see its children. */
 /* <linux/netfilter_ipv4.h> and <linux/netfilter_ipv6/ip6_tables.h> clash with glibc's
  * <netinet/in.h>; the option numbers are kernel ABI. */
 #ifndef SO_ORIGINAL_DST
@@ -41,7 +40,10 @@
 #endif
 #define IP6T_SO_ORIGINAL_DST 80
 
-static const char *const features_name[] = {XMPP_NS_STREAMS "|features", NULL};
+/* The remote's <stream:features/> (we need to see its children) and <stream:error/> (its
+ * condition, for the log). */
+static const char *const features_name[] = {XMPP_NS_STREAMS "|features", XMPP_NS_STREAMS "|error",
+                                            NULL};
 
 static int back_open(void *arg, const struct xmpp_hdr *h);
 static int back_element(void *arg, const struct xmpp_elem *e);
@@ -110,6 +112,21 @@ static void original_dst(struct conn *c)
         memcmp(&here, &s->orig, here.ss_family == AF_INET6 ? sizeof(struct sockaddr_in6)
                                                            : sizeof(struct sockaddr_in)) == 0)
         s->have_orig = false;
+    if (s->have_orig) {
+        /* Where the session will go instead of resolve.static or DNS: say so. */
+        char ip[64] = "?";
+        unsigned port;
+
+        if (s->orig.ss_family == AF_INET6) {
+            uv_ip6_name((const struct sockaddr_in6 *)&s->orig, ip, sizeof(ip));
+            port = ntohs(((const struct sockaddr_in6 *)&s->orig)->sin6_port);
+        } else {
+            uv_ip4_name((const struct sockaddr_in *)&s->orig, ip, sizeof(ip));
+            port = ntohs(((const struct sockaddr_in *)&s->orig)->sin_port);
+        }
+        conn_log(c, LOG_DEBUG, "transparent: the backend connected to %s port %u (SO_ORIGINAL_DST)",
+                 ip, port);
+    }
 }
 
 void s2s_out_start(struct conn *c)
@@ -645,6 +662,14 @@ void s2s_out_tls_done(struct conn *c)
                             ? "cannot be relaxed"
                             : "required",
                         s->remote);
+        /* RFC 6120 §5.4.3.3: TLS began a new stream, on which we, the initiating entity,
+         * speak first. The header sent before TLS does not count: without a new one the
+         * remote gets a bare <stream:error/> and sees only not-well-formed XML. */
+        c->peer_hdr_sent = false;
+        if (send_header(c) != 0) {
+            conn_close(c, CONN_END_NOMEM, -ENOMEM);
+            return;
+        }
         fail(c, CONN_END_AUTH, err, err);
         return;
     } else {
@@ -665,13 +690,24 @@ void s2s_out_tls_done(struct conn *c)
         conn_close(c, CONN_END_NOMEM, -ENOMEM);
 }
 
-/* Opportunistic and without TLS: dialback in the clear (XEP-0220), the remote unverified. */
+/* Opportunistic and without TLS: dialback in the clear (XEP-0220), the remote unverified; a
+ * dialback callback sends its <db:verify/> in the clear. */
 static int plain_dialback(struct conn *c)
 {
     struct s2s *s = c->s2s;
     struct bytes out = BYTES_INIT;
     char key[DIALBACK_KEY_LEN + 1];
+    int rc;
 
+    if (s->verify_only) {
+        /* A dialback callback asks its question (XEP-0220 §2.2.1), as on_features() does
+         * over TLS; it has no domain of its own to prove. */
+        conn_set_state(c, CONN_OUT_AUTH);
+        conn_log(c, LOG_WARN, "%s: no TLS (s2s.tls opportunistic for it): plaintext callback",
+                 s->remote);
+        rc = xmpp_out_db(&out, "verify", s->local, s->remote, s->db_id, NULL, s->db_key);
+        return send_remote(c, &out, rc);
+    }
     if (s->their_id[0] == '\0') {
         conn_set_detail(c, "%s gave no stream id: dialback impossible", s->remote);
         return fail(c, CONN_END_REMOTE, XTP_EBADFORMAT, XTP_EBADFORMAT);
@@ -691,6 +727,11 @@ static int remote_open(void *arg, const struct xmpp_hdr *h)
     int rc = xmpp_in_check_ns(h, XMPP_NS_SERVER);
 
     relay_skip(&c->peer, h->end);
+    /* We are the initiating entity: the remote's header always answers ours. conn_on_pause()
+     * clears peer_hdr_sent at the SASL restart (right after send_header() set it, as it must
+     * for s2s-in, where the remote speaks first); without this a later stream error would go
+     * out behind a second header of ours, which the remote rejects as not-well-formed. */
+    c->peer_hdr_sent = true;
     if (rc != 0) {
         conn_set_detail(c, "the remote's stream header");
         return fail(c, CONN_END_REMOTE, rc, rc);
@@ -776,6 +817,21 @@ static int on_features(struct conn *c, const struct xmpp_elem *e)
     return send_remote(c, &out, rc);
 }
 
+/* The defined condition of a <stream:error/> (RFC 6120 §4.9.3): the local name of its child in
+ * the stream-errors namespace other than <text/>, or "undefined-condition" without one. */
+static const char *stream_error_condition(const struct xmpp_elem *e)
+{
+    static const char prefix[] = XMPP_NS_STREAM_ERRORS "|";
+
+    for (size_t i = 0; i < e->nchildren; i++) {
+        const char *n = e->children[i].name;
+
+        if (strncmp(n, prefix, sizeof(prefix) - 1) == 0 && strcmp(n + sizeof(prefix) - 1, "text"))
+            return n + sizeof(prefix) - 1;
+    }
+    return "undefined-condition";
+}
+
 static int remote_element(void *arg, const struct xmpp_elem *e)
 {
     struct conn *c = arg;
@@ -787,15 +843,21 @@ static int remote_element(void *arg, const struct xmpp_elem *e)
         return on_features(c, e);
     relay_skip(&c->peer, e->end); /* nothing from the remote reaches the backend */
     if (strcmp(e->name, XMPP_NS_STREAMS "|error") == 0) {
-        conn_set_detail(c, "%s sent a stream error: %s", s->remote,
-                        e->nchildren > 0 ? e->children[0].name : "(no condition)");
-        if (c->state == CONN_OUT_STREAM &&
-            cfg_remote_tls(c->snap->cfg, s->remote) == CFG_S2S_TLS_OPPORTUNISTIC &&
-            s->starttls_sent && c->tls == NULL) {
-            s->retry_plain = true;
-            remote_failed(c, "refused STARTTLS", 0);
-            return XMPP_IN_PAUSE;
+        const char *cond = stream_error_condition(e);
+
+        if (c->state == CONN_OUT_STREAM && s->starttls_sent && c->tls == NULL) {
+            /* A server without TLS may answer <starttls/> with a stream error (Prosody
+             * without mod_tls: <unsupported-stanza-type/>) rather than <failure/>. */
+            if (cfg_remote_tls(c->snap->cfg, s->remote) == CFG_S2S_TLS_OPPORTUNISTIC) {
+                s->retry_plain = true;
+                remote_failed(c, "refused STARTTLS", 0);
+                return XMPP_IN_PAUSE;
+            }
+            conn_set_detail(c, "%s has no TLS: <starttls/> answered with <%s/> (s2s.tls required)",
+                            s->remote, cond);
+            return fail(c, CONN_END_REMOTE, XTP_ENOTLS, XTP_ENOTLS);
         }
+        conn_set_detail(c, "%s sent a stream error: <%s/>", s->remote, cond);
         return fail(c, CONN_END_REMOTE, XTP_EREMOTE, XTP_EREMOTE);
     }
     if (c->state == CONN_OUT_STREAM && strcmp(e->name, XMPP_NS_TLS "|proceed") == 0 &&
