@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cfg.h"
 #include "conn-t.h"
 #include "metrics.h"
 #include "tls.h"
@@ -30,8 +31,11 @@ static bool consumed_here(const struct conn *c, const struct side *s)
 {
     switch (c->state) {
     case CONN_PLAIN_STREAM: /* pre-TLS, every kind */
-    case CONN_S2S_AUTH:     /* s2s-in: only negotiation until a pair is authenticated */
+    case CONN_S2S_AUTH:     /* s2s-in: negotiation; stanzas wait in s2s->held */
+    case CONN_S2S_DIALBACK:
         return s == &c->peer;
+    case CONN_BACKEND_CONNECT:
+        return s == &c->peer && c->lst->kind == CFG_KIND_S2S;
     case CONN_OUT_BACKEND: /* s2s-out: the backend's dialback, the remote's negotiation */
     case CONN_OUT_RESOLVE:
     case CONN_OUT_CONNECT:
@@ -226,6 +230,10 @@ int relay_peer_blocked(const struct conn *c)
         return c->peer.wpending > RELAY_HIGH_WATER;
     case CONN_RELAY:
         return c->back.wpending > RELAY_HIGH_WATER || c->peer.wpending > RELAY_HIGH_WATER;
+    case CONN_BACKEND_CONNECT:
+    case CONN_S2S_DIALBACK:
+        /* s2s-in keeps reading (s2s_in.c: <db:verify/> must be answered); c2s holds. */
+        return c->lst->kind != CFG_KIND_S2S || c->peer.wpending > RELAY_HIGH_WATER;
     default:
         return 1;
     }
@@ -259,7 +267,13 @@ void relay_update_reading(struct conn *c)
     case CONN_S2S_AUTH:
         peer_on = want_read(&c->peer, c->peer.reading);
         break;
-    case CONN_S2S_DIALBACK: /* the backend's answer to our key; the remote waits */
+    case CONN_S2S_DIALBACK: /* the backend's answer to our key; the remote's <db:verify/> */
+        peer_on = want_read(&c->peer, c->peer.reading);
+        back_on = want_read(&c->peer, c->back.reading);
+        break;
+    case CONN_BACKEND_CONNECT:
+        peer_on = c->lst->kind == CFG_KIND_S2S && want_read(&c->peer, c->peer.reading);
+        break;
     case CONN_OUT_BACKEND:  /* s2s-out: the backend's dialback, before any remote */
     case CONN_OUT_RESOLVE:
     case CONN_OUT_CONNECT:

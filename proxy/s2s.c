@@ -192,6 +192,7 @@ void s2s_close(struct conn *c)
     }
     dns_result_free(s->res);
     s->res = NULL;
+    bytes_cleanup(&s->held);
     if (s->verify_only && !s->reported) {
         s->reported = true;
         s2s_in_callback_done(c->w, s->origin, s->local, s->remote, false,

@@ -14,6 +14,7 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include "bytes.h"
 #include "xmpp_in.h"
 
 struct conn;
@@ -62,6 +63,8 @@ struct s2s {
     uint64_t origin;       /* s2s-out verify_only: the s2s-in session that asked */
     char db_key[72];       /* s2s-in: the key of the pending <db:result/>; verify_only: it */
     char db_id[40];        /* verify_only: the stream id the key is bound to */
+    char cb_remote[S2S_DOMAIN_MAX]; /* s2s-in: the domain the callback is about */
+    struct bytes held;     /* s2s-in: stanzas waiting until the backend knows their pair */
     bool back_answered;    /* s2s-out: we answered the backend's stream header */
     bool remote_features;  /* s2s-out: the remote's features on the current stream arrived */
     bool starttls_sent;    /* s2s-out */

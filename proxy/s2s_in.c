@@ -7,9 +7,13 @@
  * calling back through s2s-out, where the proxy answers it. Every pair and every stanza's
  * from/to must belong to a pair the proxy authenticated (RFC 6120 §13.7.1.4, XEP-0220 §2.3).
  *
- * Peer input is held (c->hold_peer) from the moment a pair is authenticated until the backend
- * accepted our key for it, so that the backend never sees a stanza for a pair it does not
- * know yet, and our own element skipping stays on element boundaries. */
+ * From the moment a pair is authenticated until the backend accepted our key for it (and
+ * while a dialback callback runs), the remote's stanzas wait in s->held, up to S2S_HELD_MAX
+ * bytes, so that the backend never sees a stanza for a pair it does not know yet. The
+ * remote's input keeps being read and parsed meanwhile: a <db:verify/> it sends must be
+ * answered at once, or two servers that check each other's dialback on each other's streams
+ * wait for each other forever. Past S2S_HELD_MAX the parser pauses (c->hold_peer) and TCP
+ * pushes back. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,6 +33,8 @@
 #include "worker.h"
 #include "xmpp_in.h"
 #include "xmpp_out.h"
+
+#define S2S_HELD_MAX (256 * 1024)
 
 static int back_open(void *arg, const struct xmpp_hdr *h);
 static int back_element(void *arg, const struct xmpp_elem *e);
@@ -91,10 +97,9 @@ int s2s_in_stream_open(struct conn *c, const struct xmpp_hdr *h)
             return -ECANCELED;
         }
         c->peer_hdr_sent = true;
-        c->hold_peer = true; /* until the backend accepted the pair */
         conn_start_backend(c, (const struct sockaddr *)&c->dom->backend_s2s.ss,
                            c->dom->backend_s2s.text);
-        return c->state == CONN_CLOSING ? -ECANCELED : XMPP_IN_PAUSE;
+        return c->state == CONN_CLOSING ? -ECANCELED : 0;
     }
 
     /* The first stream over TLS. RFC 6120 §4.7.1: `from` SHOULD be there; without it only
@@ -152,11 +157,10 @@ static int pair_authenticated(struct conn *c, const char *local, const char *rem
     }
     if (s->remote[0] == '\0')
         snprintf(s->remote, sizeof(s->remote), "%s", remote);
-    c->hold_peer = true;
     if (c->state == CONN_S2S_AUTH) {
         conn_start_backend(c, (const struct sockaddr *)&c->dom->backend_s2s.ss,
                            c->dom->backend_s2s.text);
-        return c->state == CONN_CLOSING ? -ECANCELED : XMPP_IN_PAUSE;
+        return c->state == CONN_CLOSING ? -ECANCELED : 0;
     }
     if (s->their_id[0] != '\0') { /* piggybacking on a stream the backend already knows */
         dialback_key(c->w->dialback, local, remote, s->their_id, key);
@@ -168,7 +172,7 @@ static int pair_authenticated(struct conn *c, const char *local, const char *rem
             return rc;
         s->pending_result = true;
     }
-    return XMPP_IN_PAUSE;
+    return 0;
 }
 
 /* XEP-0178: <auth mechanism='EXTERNAL'>; the certificate must already cover the stream's
@@ -242,12 +246,12 @@ static int on_result(struct conn *c, const struct xmpp_elem *e)
         }
         relay_skip(&c->peer, e->end);
         s->callback = true;
+        snprintf(s->cb_remote, sizeof(s->cb_remote), "%s", remote);
         snprintf(s->db_key, sizeof(s->db_key), "%s", e->text);
         conn_log(c, LOG_INFO, "%s: certificate not valid (%s); s2s.verify optional: dialback "
                  "callback", remote, why);
         s2s_out_verify(c->w, c->id, dom->name, remote, s->our_id, s->db_key);
-        c->hold_peer = true;
-        return XMPP_IN_PAUSE;
+        return c->state == CONN_CLOSING ? -ECANCELED : 0;
     }
     if (err != 0) {
         conn_set_detail(c, "%s: %s (s2s.verify %s for %s)", remote, why,
@@ -287,12 +291,9 @@ void s2s_in_callback_done(struct worker *w, uint64_t origin, const char *local, 
         return;
     }
     conn_log(c, LOG_INFO, "%s authenticated by dialback", remote);
-    c->hold_peer = false;
     rc = pair_authenticated(c, local, remote, S2S_AUTH_DIALBACK);
     if (rc < 0 && rc != -ECANCELED)
         conn_close(c, CONN_END_NOMEM, rc);
-    else if (!c->hold_peer)
-        conn_resume_peer(c);
 }
 
 /* XEP-0220 §2.2: the remote, as receiving server of our own dialback on s2s-out, asks whether
@@ -347,6 +348,44 @@ static int check_stanza(struct conn *c, const struct xmpp_elem *e)
     return 0;
 }
 
+/* A stanza that must wait for the backend (or for the dialback callback of its domain): its
+ * addresses are checked now, its bytes kept in s->held and written once the backend accepted
+ * every pair (back_element()). */
+static int hold_stanza(struct conn *c, const struct xmpp_elem *e)
+{
+    struct s2s *s = c->s2s;
+    const char *from = xmpp_attr_get(e->attrs, e->nattrs, "from");
+    const char *to = xmpp_attr_get(e->attrs, e->nattrs, "to");
+    char fd[S2S_DOMAIN_MAX], td[S2S_DOMAIN_MAX];
+    bool known;
+
+    if (!s2s_jid_domain(to, td) || cfg_domain_find(c->snap->cfg, td) == NULL) {
+        conn_set_detail(c, "<%s/> to a domain we do not serve", e->name);
+        return fail(c, CONN_END_PEER_PROTOCOL, XTP_EHOST, XTP_EHOST);
+    }
+    known = s2s_jid_domain(from, fd) &&
+            (s2s_pair_find(s, td, fd) != NULL ||
+             (s->callback && strcmp(fd, s->cb_remote) == 0 && strcmp(td, s->local) == 0));
+    if (!known) {
+        conn_set_detail(c, "<%s/> from a domain not authenticated on this stream", e->name);
+        return fail(c, CONN_END_PEER_PROTOCOL, XTP_EFROM, XTP_EFROM);
+    }
+    if (bytes_append(&s->held, c->peer.w + (e->start - c->peer.w_off),
+                     (size_t)(e->end - e->start)) != 0)
+        return -ENOMEM;
+    relay_skip(&c->peer, e->end);
+    if (bytes_len(&s->held) <= S2S_HELD_MAX)
+        return 0;
+    c->hold_peer = true; /* enough: stop parsing until the backend is ready */
+    return XMPP_IN_PAUSE;
+}
+
+/* Stanzas wait while the backend does not know every pair yet, or a callback runs. */
+static bool waiting(const struct conn *c)
+{
+    return c->state != CONN_RELAY || c->s2s->pending_result || c->s2s->callback;
+}
+
 int s2s_in_peer_element(struct conn *c, const struct xmpp_elem *e)
 {
     if (strcmp(e->name, XMPP_NS_SASL "|auth") == 0)
@@ -363,10 +402,12 @@ int s2s_in_peer_element(struct conn *c, const struct xmpp_elem *e)
         conn_set_detail(c, "<%s> on an s2s stream", e->name);
         return fail(c, CONN_END_PEER_PROTOCOL, XTP_EPOLICY, XTP_EPOLICY);
     }
-    if (c->s2s->npairs == 0) {
+    if (c->s2s->npairs == 0 && !c->s2s->callback) {
         conn_set_detail(c, "<%s/> before the remote authenticated", e->name);
         return fail(c, CONN_END_AUTH, XTP_EAUTH, XTP_EAUTH);
     }
+    if (waiting(c))
+        return hold_stanza(c, e);
     return check_stanza(c, e);
 }
 
@@ -454,7 +495,6 @@ static int back_element(void *arg, const struct xmpp_elem *e)
     if (!all)
         return 0;
     s->pending_result = false;
-    c->hold_peer = false;
     if (c->state == CONN_S2S_DIALBACK) {
         uv_timer_stop(&c->timer);
         conn_set_state(c, CONN_RELAY);
@@ -465,7 +505,17 @@ static int back_element(void *arg, const struct xmpp_elem *e)
                  tls_cipher(c->tls), tls_resumed(c->tls) ? "yes" : "no",
                  s->cert_fp[0] ? s->cert_fp : "-", c->back_text);
     }
-    return XMPP_IN_PAUSE; /* resume the remote's held input once this read is done */
+    if (s->callback)
+        return 0; /* a callback for another pair still runs */
+    /* The stanzas that waited go now, in their order, after the backend's own answer. */
+    if (bytes_len(&s->held) > 0 &&
+        relay_to_backend(c, bytes_data(&s->held), bytes_len(&s->held)) != 0)
+        return XTP_EBACKEND;
+    bytes_cleanup(&s->held);
+    if (!c->hold_peer)
+        return 0;
+    c->hold_peer = false;
+    return XMPP_IN_PAUSE; /* conn_on_pause() resumes the paused parser once this read is done */
 }
 
 static int back_close(void *arg, uint64_t end)

@@ -45,6 +45,7 @@ listeners:
   - { name: s2s-out, listen: "127.0.0.1:$OA", kind: s2s-out }
 s2s: { verify: required, tls: required, state_file: $T/state, dialback_secret_file: $T/secret }
 resolve: { static: { other.test: "127.0.0.1:$PROSODY_S2S_PORT" } }
+limits: { drain_timeout: 0s }
 EOF
 PROXY_STARTTLS_PORT=$PA PROXY_DIRECT_PORT=$OA start_proxy "$T/proxy.yaml"
 

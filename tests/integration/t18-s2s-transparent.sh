@@ -70,6 +70,7 @@ listeners:
   - { name: s2s-out, listen: "127.0.0.1:$OA", kind: s2s-out }
 s2s: { verify: required, tls: required, state_file: $T/state, dialback_secret_file: $T/secret }
 resolve: { nameservers: [ "127.0.0.9:53" ], timeout: 1s } # nobody there: no DNS for the proxy
+limits: { drain_timeout: 0s }
 EOF
 PROXY_STARTTLS_PORT=$PA PROXY_DIRECT_PORT=$OA start_proxy "$T/proxy.yaml"
 
