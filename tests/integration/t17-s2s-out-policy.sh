@@ -22,7 +22,7 @@
 #   legacy: the documented { tls: opportunistic, verify: optional } for another such other.test
 #     whose certificate does not name it: dialback both ways, the proxy's own callback to it
 #     (<db:verify/>) in plaintext too;
-#   (opportunistic, legacy: messages go one way, then the other; chat() says why)
+#   (opportunistic, legacy: messages both ways at once; chat() says why that once deadlocked)
 #   strip-required, strip-opportunistic: a man in the middle (strip_starttls.py) removes
 #     <starttls/> from example.test's features: the proxy sends <starttls/> anyway and the
 #     stream is TLS 1.3 with SASL EXTERNAL, whether the remote's tls is required or
