@@ -60,7 +60,7 @@ struct conn {
     bool pp_wait;          /* proxy_protocol: the balancer's PROXY header has not come yet */
     bool peer_restart;     /* s2s: the peer's stream restarts right after this element */
     bool hold_peer;        /* s2s: parse no more peer input until the session releases it */
-    char detail[160];      /* what the close line adds to the end reason (set_detail()) */
+    char detail[256];      /* what the close line adds to the end reason (set_detail()) */
     char peer_addr[64];    /* "ip:port" for logs */
     char peer_ip[48];      /* "ip" for jabberd2's <address/> */
 };

@@ -829,9 +829,11 @@ void conn_resume_peer(struct conn *c)
 int conn_on_pause(struct conn *c, struct side *s, size_t rest)
 {
     if (s == &c->peer && c->peer_restart) {
-        /* s2s: RFC 6120 §6.4.6, the stream restarts at this exact byte. */
+        /* s2s: RFC 6120 §6.4.6, the stream restarts at this exact byte. On s2s-out we sent our
+         * new header already (we initiate), so the remote's next error needs none. */
         c->peer_restart = false;
-        c->peer_hdr_sent = false;
+        if (c->lst->kind != CFG_KIND_S2S_OUT)
+            c->peer_hdr_sent = false;
         if (xmpp_in_reset(c->peer.xin) != 0)
             return -ENOMEM;
         return c->hold_peer ? 2 : 0;

@@ -94,6 +94,12 @@ free_port() {
 }
 
 # is_ours PID DIR: PID is alive and is a jabberd2 process started with a config in DIR.
+# alive PID: the process exists and is not a zombie. Right after the fork it has not exec'd
+# jabberd2 yet, so is_ours() cannot tell it apart: start-up waits use this instead.
+alive() {
+    kill -0 "$1" 2>/dev/null && ! grep -q '^State:.*Z' "/proc/$1/status" 2>/dev/null
+}
+
 is_ours() {
     local cmd
     [ -r "/proc/$1/cmdline" ] || return 1
@@ -281,8 +287,7 @@ wait_s2s() {
             grep -q '\[s2s\] online' "$dir/router.log" 2>/dev/null; then
             return 0
         fi
-        is_ours "$pid" "$dir" || return 1
-        grep -q '^State:.*Z' "/proc/$pid/status" 2>/dev/null && return 1
+        alive "$pid" || return 1
         sleep 0.1
     done
     return 1
@@ -435,7 +440,7 @@ do_start() {
     pid=$(start_one "$dir" sm)
     for ((i = 0; i < READY_TIMEOUT * 10; i++)); do
         grep -q "\[$domain\] online" "$dir/router.log" 2>/dev/null && break
-        is_ours "$pid" "$dir" || break
+        alive "$pid" || break
         sleep 0.1
     done
     grep -q "\[$domain\] online" "$dir/router.log" ||
