@@ -36,7 +36,7 @@ port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0
 wait_port() { for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.05; done; return 1; }
 
 pb=$(port) oa=$(port) pa=$(port)
-scripts/prosody-local.sh start "$work/prosody" other.test "$(port)" "$pb" tls >/dev/null
+PROSODY_EXTRA="${PROSODY_EXTRA:-}" scripts/prosody-local.sh start "$work/prosody" other.test "$(port)" "$pb" tls >/dev/null
 stop_prosody() { scripts/prosody-local.sh stop "$work/prosody" >/dev/null 2>&1 || true; }
 cat >"$work/a.yaml" <<EOF
 log: { level: info }

@@ -419,6 +419,8 @@ static void handshake_step(struct conn *c)
     if (rc == -EAGAIN)
         return;
     if (rc < 0) {
+        if (c->lst->kind == CFG_KIND_S2S_OUT && !c->peer.failed && s2s_out_tls_failed(c))
+            return; /* s2s_out.c tries again */
         if (c->peer.failed) /* the peer hung up: not a TLS failure */
             conn_close(c, c->lst->kind == CFG_KIND_S2S_OUT ? CONN_END_REMOTE : CONN_END_PEER_IO,
                        c->peer.failed);

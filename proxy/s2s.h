@@ -72,6 +72,8 @@ struct s2s {
     bool external;         /* s2s-out: authenticating with SASL EXTERNAL */
     bool restart_pending;  /* s2s-out: after <proceed/> or SASL <success/> */
     bool retry_plain;      /* s2s-out: reconnect to the same address without STARTTLS */
+    bool offered_ticket;   /* s2s-out: this attempt tried to resume a TLS session */
+    bool retry_same;       /* s2s-out: the next attempt goes to the same address */
     bool proceed;          /* s2s-out: the remote said <proceed/>: TLS starts */
     bool authenticated;    /* s2s-out: the remote accepted us (SASL EXTERNAL or dialback) */
     struct dns_query *q;   /* s2s-out: lookup in flight, or NULL */
@@ -116,6 +118,10 @@ void s2s_out_start(struct conn *c);
 
 /* The TLS handshake with the remote completed (conn.c calls it from the peer read path). */
 void s2s_out_tls_done(struct conn *c);
+
+/* The TLS handshake with the remote failed. Returns true when the session tries again (a
+ * resumption the remote refused: once more without the ticket), false to let conn.c close. */
+bool s2s_out_tls_failed(struct conn *c);
 
 /* conn_close() is ending the session: cancel what is in flight (DNS). */
 void s2s_close(struct conn *c);

@@ -500,8 +500,9 @@ static void remote_failed(struct conn *c, const char *what, int err)
     if (n < sizeof(s->tried) - 1)
         snprintf(s->tried + n, sizeof(s->tried) - n, "%s%s [%s]: %s%s%s", n ? "; " : "", host,
                  ip, what, err ? " " : "", err ? xtp_err_name(err) : "");
-    if (!s->retry_plain)
+    if (!s->retry_plain && !s->retry_same)
         s->cur++;
+    s->retry_same = false;
     if (c->state != CONN_OUT_CONNECT)
         conn_set_state(c, CONN_OUT_CONNECT); /* the connect phase again, for another try */
     relay_update_reading(c);                  /* nothing more is read from this attempt */
@@ -526,11 +527,35 @@ static void start_client_tls(struct conn *c)
     struct tls *t = tls_new_client(c->snap->tls, s->local, s->remote, k ? k->ticket : NULL,
                                    conn_tls_send_cb, c);
 
+    s->offered_ticket = k != NULL;
     if (t == NULL) {
         conn_close(c, CONN_END_NOMEM, -ENOMEM);
         return;
     }
     conn_start_tls(c, t);
+}
+
+bool s2s_out_tls_failed(struct conn *c)
+{
+    struct s2s *s = c->s2s;
+    struct worker_ticket *k;
+
+    if (s == NULL || !s->offered_ticket)
+        return false;
+    /* Some servers abort a resumption they cannot honour instead of falling back to a full
+     * handshake (e.g. OpenSSL with client verification and no session id context): forget
+     * the ticket and try the same address once more without it. */
+    k = ticket_slot(c->w, s->local, s->remote);
+    if (k != NULL) {
+        tls_ticket_free(k->ticket);
+        k->ticket = NULL;
+    }
+    conn_log(c, LOG_INFO, "%s refused to resume the TLS session (%s): a full handshake instead",
+             s->remote, tls_last_error(c->tls));
+    s->offered_ticket = false;
+    s->retry_same = true;
+    remote_failed(c, "resumption refused", 0);
+    return true;
 }
 
 static void remote_connect_cb(uv_connect_t *req, int status)
