@@ -1383,8 +1383,50 @@ static int parse_resolve_timeout(struct cfg_ctx *cx, const char *path, yaml_node
                         &((struct cfg *)obj)->resolve_timeout_ms);
 }
 
+static int parse_resolve_dnssec(struct cfg_ctx *cx, const char *path, yaml_node_t *key,
+                                yaml_node_t *val, void *obj)
+{
+    return get_bool(cx, path, key, val, &((struct cfg *)obj)->dnssec);
+}
+
+/* "name: value" pairs for ub_ctx_set_option() (libunbound's own syntax), for test zones and
+ * experts, e.g. "local-zone: test. transparent" (RFC 6761 names are refused by default). */
+static int parse_resolve_unbound(struct cfg_ctx *cx, const char *path, yaml_node_t *key,
+                                 yaml_node_t *val, void *obj)
+{
+    struct cfg *c = obj;
+    size_t n = (size_t)(val->data.sequence.items.top - val->data.sequence.items.start);
+    char item[CFG_PATH_MAX], q[80];
+    const char *s, *colon;
+    int rc;
+
+    if (n > 64)
+        return fail(cx, node_line(key), "%s: at most 64 options", path);
+    if ((c->unbound_options = calloc(n + 1, sizeof(char *))) == NULL)
+        return fail(cx, 0, "out of memory");
+    for (size_t i = 0; i < n; i++) {
+        yaml_node_t *v = get_node(cx, val->data.sequence.items.start[i]);
+
+        snprintf(item, sizeof(item), "%s[%zu]", path, i);
+        if (v == NULL)
+            return fail(cx, node_line(val), "YAML: broken document in %s", path);
+        if ((rc = get_text(cx, item, v, v, &s)) != 0)
+            return rc;
+        colon = strstr(s, ": ");
+        if (colon == NULL || colon == s)
+            return fail(cx, node_line(v), "%s: '%s' is not \"name: value\"", item,
+                        shown(q, sizeof(q), s));
+        if ((c->unbound_options[i] = strdup(s)) == NULL)
+            return fail(cx, 0, "out of memory");
+        c->nunbound_options++;
+    }
+    return 0;
+}
+
 static const struct cfg_key resolve_keys[] = {
     {"static", YAML_MAPPING_NODE, parse_resolve_static},
+    {"dnssec", YAML_SCALAR_NODE, parse_resolve_dnssec},
+    {"unbound_options", YAML_SEQUENCE_NODE, parse_resolve_unbound},
     {"nameservers", YAML_SEQUENCE_NODE, parse_resolve_nameservers},
     {"trust_anchor_file", YAML_SCALAR_NODE, parse_resolve_trust_anchor},
     {"timeout", YAML_SCALAR_NODE, parse_resolve_timeout},
@@ -1677,6 +1719,9 @@ static void cfg_free(struct cfg *c)
     free(c->state_file);
     free(c->dialback_secret_file);
     free(c->trust_anchor_file);
+    for (size_t i = 0; i < c->nunbound_options; i++)
+        free(c->unbound_options[i]);
+    free(c->unbound_options);
     free(c->user);
     free(c->group);
     free(c->ticket_key_file);
@@ -1701,6 +1746,7 @@ static struct cfg *cfg_new(const char *name)
     c->max_connections = 20000;
     c->s2s_connect_timeout_ms = 10 * 1000;
     c->drain_timeout_ms = 30 * 1000;
+    c->dnssec = true;
     c->resolve_timeout_ms = 10 * 1000;
     c->path = strdup(name);
     c->ca_file = strdup(CFG_DEFAULT_CA_FILE);

@@ -106,6 +106,9 @@ struct cfg {
     struct cfg_addr *nameservers; /* resolve.nameservers; none: the system's resolv.conf */
     size_t nnameservers;
     char *trust_anchor_file;     /* resolve.trust_anchor_file; NULL: the default, if present */
+    bool dnssec;                 /* resolve.dnssec, default true: validate when an anchor exists */
+    char **unbound_options;      /* resolve.unbound_options: "name: value" for libunbound */
+    size_t nunbound_options;
     uint64_t resolve_timeout_ms; /* resolve.timeout, default 10s, per lookup */
 
     /* admin: */

@@ -233,8 +233,8 @@ static int drop_privileges(const struct cfg *cfg)
 static int s2s_setup(struct main_ctx *m, const struct cfg *cfg)
 {
     struct worker *w = m->w;
-    char err[512], fwd[8][80];
-    const char *fwdp[9] = {0};
+    char err[512], fwd[8][80], ubname[32][64];
+    const char *fwdp[9] = {0}, *ubopts[65] = {0};
     struct dns_opts o = {0};
 
     if (!cfg_has_kind(cfg, CFG_KIND_S2S) && !cfg_has_kind(cfg, CFG_KIND_S2S_OUT))
@@ -268,8 +268,17 @@ static int s2s_setup(struct main_ctx *m, const struct cfg *cfg)
         fwdp[i] = fwd[i];
     }
     o.forwarders = cfg->nnameservers > 0 ? fwdp : NULL;
-    o.trust_anchor_file = cfg->trust_anchor_file;
+    o.trust_anchor_file = cfg->dnssec ? cfg->trust_anchor_file : "";
     o.timeout_ms = cfg->resolve_timeout_ms;
+    /* "name: value" -> the pairs ub_ctx_set_option() takes ("name:", "value"). */
+    for (size_t i = 0; i < cfg->nunbound_options && i < 32; i++) {
+        const char *opt = cfg->unbound_options[i], *colon = strstr(opt, ": ");
+
+        snprintf(ubname[i], sizeof(ubname[i]), "%.*s:", (int)(colon - opt), opt);
+        ubopts[2 * i] = ubname[i];
+        ubopts[2 * i + 1] = colon + 2;
+    }
+    o.ub_options = cfg->nunbound_options > 0 ? ubopts : NULL;
     w->dns = dns_new(w->loop, &o, err, sizeof(err));
     if (w->dns == NULL) {
         fprintf(stderr, "%s: resolve: %s\n", cfg->path, err);

@@ -642,6 +642,13 @@ static const struct {
     {DOM LIS "resolve: { static: { a.test: \"a.test:5269\" } }\n", 7,
      "resolve.static.a.test: 'a.test:5269': host names are not supported"},
     {DOM LIS "resolve: { nameservers: [] }\n", 7, "resolve.nameservers must list 1 to 8"},
+    {DOM LIS "resolve: { unbound_options: [\"local-zone test. transparent\"] }\n", 7,
+     "resolve.unbound_options[0]: 'local-zone test. transparent' is not \"name: value\""},
+    {DOM LIS "resolve: { dnssec: no }\n", 7, "resolve.dnssec must be true or false"},
+    {DOM LIS "limits: { drain_timeout: 2h }\n", 7, "limits.drain_timeout must be from 0s to 1h"},
+    {DOM LIS "user: Root\n", 7, "user: 'Root' is not a user or group name"},
+    {DOM "listeners:\n  - { name: o, listen: \"127.0.0.1:1\", kind: s2s-out, proxy_protocol: true }\n",
+     6, "listeners[0].proxy_protocol is not allowed for kind s2s-out"},
     {DOM LIS "resolve: { nameservers: [\"127.0.0.1\"] }\n", 7, "resolve.nameservers[0]: "},
     {DOM LIS "admin: { listen: \"[::]:5222\" }\n", 7, "admin.listen [::]:5222 would share"},
     {DOM "listeners:\n  - { name: out, listen: \"0.0.0.0:5270\", kind: s2s-out }\n", 6,
@@ -688,6 +695,9 @@ TEST(error_rows_have_valid_twins)
         DOM LIS "s2s: { verify: optional, tls: opportunistic }\n",
         DOM LIS "s2s: { remotes: { a.test: { pin: true } } }\n",
         DOM LIS "admin: { listen: \"[::1]:9480\" }\n",
+        DOM LIS "resolve: { dnssec: false, unbound_options: [\"local-zone: test. transparent\"] }\n",
+        DOM LIS "limits: { drain_timeout: 0s }\nuser: nobody\ngroup: nogroup\n",
+        DOM "listeners:\n  - { name: c, listen: \"127.0.0.1:1\", kind: c2s, proxy_protocol: true }\n",
         DOM "listeners:\n"
             "  - { name: a, listen: \"127.0.0.1:5222\", kind: c2s }\n"
             "  - { name: b, listen: \"127.0.0.2:5222\", kind: c2s }\n"
