@@ -49,6 +49,8 @@ limits: { drain_timeout: 0s }
 EOF
 }
 proxy_config a example.test "$PA" "$OA" "$TAP_A" other.test "$PB"
+ADMIN_A=$(free_port)
+printf 'admin: { listen: "127.0.0.1:%s" }\n' "$ADMIN_A" >>"$T/a.yaml"
 proxy_config b other.test "$PB" "$OB" "$TAP_B" example.test "$PA"
 [ -x "$XTP_BIN" ] || skip "proxy binary not built: $XTP_BIN"
 start_two() {
@@ -98,6 +100,30 @@ for t in jabberd2 prosody; do
         fail "$t did not get the proxy's dialback key"
 done
 grep -E 'setup_ms=' "$T/a.log" "$T/b.log" | sed -E 's/.*(listener=s2s-out).*(remote=[a-z.]+).*(resumed=[a-z]+).*(setup_ms=[0-9]+).*/  \1 \2 \3 \4/'
+
+# /status and /metrics show the s2s streams with how the remote was authenticated (issue 4).
+curl -fsS "http://127.0.0.1:$ADMIN_A/status" >"$T/status.json" || fail "GET /status failed"
+"$PY" - "$T/status.json" <<'EOF' || fail "/status does not show the s2s sessions as expected"
+import json, sys
+doc = json.load(open(sys.argv[1]))
+by_kind = {}
+for s in doc["sessions"]:
+    by_kind.setdefault(s["kind"], []).append(s)
+for kind in ("s2s", "s2s-out"):
+    live = [s for s in by_kind.get(kind, []) if s["remote_domain"] == "other.test"]
+    assert live, (kind, doc)
+    s = live[0]
+    assert s["peer_auth"] == "pkix" and s["tls_version"] == "TLSv1.3", s
+    cert = s["peer_cert"]
+    assert cert and len(cert["sha256"].replace(":", "")) == 64, s
+    assert any("other.test" in n for n in cert["sans"]), s
+EOF
+curl -fsS "http://127.0.0.1:$ADMIN_A/metrics" >"$T/metrics" || fail "GET /metrics failed"
+grep -Eq '^xtp_peer_auth_total\{method="pkix",result="ok"\} [1-9]' "$T/metrics" ||
+    fail "/metrics: no successful pkix authentication counted"
+grep -Eq '^xtp_sessions\{listener="s2s-out",kind="s2s-out"\} 1$' "$T/metrics" ||
+    fail "/metrics: the s2s-out session is not counted"
+log "/status and /metrics show both s2s streams, authenticated by certificate"
 
 # The remote certificates were remembered (RFC 7590 §3.7).
 grep -q '^other.test ' "$T/a.state" || fail "proxy A did not remember other.test's certificate"
