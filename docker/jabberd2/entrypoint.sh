@@ -3,7 +3,7 @@
 # container (docker/compose.yaml). It does on start what docs/operator-guide.md asks of any
 # jabberd2 behind the proxy:
 #   - every listener on 127.0.0.1 (c2s 15222, s2s 15269, router 5347): only the proxy, which
-#     shares this network namespace, reaches them
+#     shares this network namespace, reaches them (JABBERD2_IP moves c2s and s2s elsewhere)
 #   - no TLS of its own (no pemfile, no ssl-port): the proxy does TLS
 #   - s2s: <out-conn-reuse/> removed (one outbound stream per remote domain), and
 #     <origins><ip>0.0.0.0</ip></origins> so that outbound connections leave from a routable
@@ -18,13 +18,16 @@
 #                                 add an account (run it with `docker compose exec`)
 #
 # Environment: XMPP_DOMAIN (required), JABBERD2_USERS ("user:password ...", created with a new
-# database only), JABBERD2_C2S_PORT (15222), JABBERD2_S2S_PORT (15269), JABBERD2_ROUTER_PORT
+# database only), JABBERD2_IP (the c2s and s2s listeners' address, 127.0.0.1; 0.0.0.0 when
+# proxies in other pods or hosts connect: docs/scaling.md), JABBERD2_C2S_PORT (15222),
+# JABBERD2_S2S_PORT (15269), JABBERD2_ROUTER_PORT
 # (5347), JABBERD2_ETC (the package's files, /etc/jabberd2), JABBERD2_DATA (database and
 # generated configuration, /var/lib/jabberd2), JABBERD2_SBIN (/usr/sbin). Logs go to stdout,
 # each line prefixed with the component's name.
 set -euo pipefail
 
 DOMAIN=${XMPP_DOMAIN:-}
+LISTEN_IP=${JABBERD2_IP:-127.0.0.1}
 C2S_PORT=${JABBERD2_C2S_PORT:-15222}
 S2S_PORT=${JABBERD2_S2S_PORT:-15269}
 ROUTER_PORT=${JABBERD2_ROUTER_PORT:-5347}
@@ -44,6 +47,9 @@ die() {
 }
 
 check_domain() {
+    case "$LISTEN_IP" in
+    *[!0-9.]* | '') die "JABBERD2_IP '$LISTEN_IP' is not an IPv4 address" ;;
+    esac
     case "$DOMAIN" in
     '') die "XMPP_DOMAIN is not set" ;;
     *[!a-zA-Z0-9.-]*) die "XMPP_DOMAIN '$DOMAIN' is not a domain name" ;;
@@ -74,13 +80,14 @@ add_user() { # add_user USER PASSWORD
 }
 
 patch_configs() {
-    python3 - "$ETC" "$CONF" "$DOMAIN" "$C2S_PORT" "$S2S_PORT" "$ROUTER_PORT" "$DB" "$LOGS" <<'EOF'
+    python3 - "$ETC" "$CONF" "$DOMAIN" "$C2S_PORT" "$S2S_PORT" "$ROUTER_PORT" "$DB" "$LOGS" \
+        "$LISTEN_IP" <<'EOF'
 import os
 import secrets
 import sys
 import xml.etree.ElementTree as ET
 
-etc, conf, domain, c2s_port, s2s_port, router_port, db, logs = sys.argv[1:9]
+etc, conf, domain, c2s_port, s2s_port, router_port, db, logs, listen_ip = sys.argv[1:10]
 
 def need(root, path):
     el = root.find(path)
@@ -134,7 +141,7 @@ drop(local, "id", "ssl-port", "pemfile", "verify-mode", "cachain", "ciphers")
 cid = ET.Element("id")
 cid.text = domain
 local.insert(0, cid)
-need(local, "ip").text = "127.0.0.1"
+need(local, "ip").text = listen_ip
 need(local, "port").text = c2s_port
 need(r, "authreg/sqlite/dbname").text = db
 need(r, "io/limits/connects").text = "0"
@@ -142,7 +149,7 @@ save(tree, "c2s")
 
 tree, r = common("s2s")
 local = need(r, "local")
-need(local, "ip").text = "127.0.0.1"
+need(local, "ip").text = listen_ip
 need(local, "port").text = s2s_port
 drop(local, "pemfile", "verify-mode", "cachain", "ciphers", "origins")
 origins = ET.SubElement(local, "origins")
@@ -227,7 +234,7 @@ run() {
     wait_for 15 router_online s2s || { stop_all; die "s2s did not come online"; }
     start c2s
     wait_for 15 probe_features "$C2S_PORT" || { stop_all; die "c2s did not answer on 127.0.0.1:$C2S_PORT"; }
-    say "jabberd2 for $DOMAIN ready: c2s 127.0.0.1:$C2S_PORT, s2s 127.0.0.1:$S2S_PORT"
+    say "jabberd2 for $DOMAIN ready: c2s $LISTEN_IP:$C2S_PORT, s2s $LISTEN_IP:$S2S_PORT"
 
     # Run until a component exits (then stop the rest and fail, so the container restarts)
     # or SIGTERM arrives (the trap).

@@ -18,6 +18,10 @@
 #      compose health check command against /healthz (the real one when this build serves
 #      admin.listen, a stub answering 200 and 503 otherwise).
 #   7. `make install DESTDIR=...` when the Makefile has that target: the four files in place.
+#   8. The examples in the documentation: every YAML block of config.md, operator-guide.md and
+#      scaling.md parses (Kubernetes manifests too); every proxy configuration among them passes
+#      `xmpp-tls-proxy --check` with certificate and secret paths pointed at test files (once
+#      this parser knows all its keys); scaling.md's HAProxy configuration passes `haproxy -c`.
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$(dirname "$0")/lib.sh"
 
@@ -172,7 +176,7 @@ if command -v systemd-analyze >/dev/null && [ -x "$XTP_BIN" ]; then
         fail "systemd-analyze security rates the unit $score (want <= 2.0, OK)"
     log "unit: systemd-analyze verify clean, exposure $score"
 else
-    log "unit: systemd-analyze not available, keys checked only"
+    log "unit: systemd-analyze or the proxy binary not available: keys checked only"
 fi
 
 # ---- 3. the man page -------------------------------------------------------------------------
@@ -417,5 +421,103 @@ if grep -q '^install:' "$XTP_SRC/Makefile"; then
     log "make install: binary, example, unit and man page, for /usr/local and /usr"
 else
     log "make install: the Makefile has no install target yet"
+fi
+
+# ---- 8. the examples in the documentation ----------------------------------------------------
+"$PY" -c 'import secrets; print(secrets.token_hex(32))' >"$T/doc-ticket.key"
+"$PY" -c 'import secrets; print(secrets.token_hex(32))' >"$T/doc-dialback.secret"
+chmod 600 "$T/doc-ticket.key" "$T/doc-dialback.secret"
+"$PY" - "$XTP_SRC" "$T" "$XTP_BIN" >"$T/docs.out" 2>&1 <<'EOF' || { cat "$T/docs.out"; fail "an example in docs/ is broken (above)"; }
+import os, re, subprocess, sys, yaml
+
+src, t, xbin = sys.argv[1:4]
+cfg_c = open(os.path.join(src, "proxy/cfg.c"), encoding="utf-8").read()
+known = set(re.findall(r'\{\s*"([a-z0-9_]+)"\s*,\s*YAML_\w+_NODE', cfg_c))
+certs = os.path.join(src, "tests/certs")
+bad, skipped, docs, checked = [], [], 0, 0
+
+def keys(node, top=True):
+    """The key names a proxy configuration uses (domain names are not keys)."""
+    out = set()
+    if isinstance(node, dict):
+        for k, v in node.items():
+            out.add(k)
+            if k in ("domains", "remotes"):
+                for sub in (v or {}).values():
+                    out |= keys(sub, False)
+            elif k != "static":
+                out |= keys(v, False)
+    elif isinstance(node, list):
+        for x in node:
+            out |= keys(x, False)
+    return out
+
+def point_at_test_files(c):
+    for d in (c.get("domains") or {}).values():
+        d["cert"] = os.path.join(certs, "example.org.crt")
+        d["key"] = os.path.join(certs, "example.org.key")
+    tls = c.get("tls") or {}
+    if "ticket_key_file" in tls:
+        tls["ticket_key_file"] = os.path.join(t, "doc-ticket.key")
+    tls.pop("ca_file", None)
+    s2s = c.setdefault("s2s", {})
+    s2s["dialback_secret_file"] = os.path.join(t, "doc-dialback.secret")
+    s2s["state_file"] = os.path.join(t, "doc-remote-certs")
+    return c
+
+def check_proxy_config(where, c):
+    global checked
+    unknown = sorted(k for k in keys(c) if k not in known)
+    if unknown:
+        skipped.append(f"{where} (keys this parser lacks: {', '.join(unknown)})")
+        return
+    path = os.path.join(t, f"doc{checked}.yaml")
+    with open(path, "w") as f:
+        yaml.safe_dump(point_at_test_files(c), f)
+    r = subprocess.run([xbin, "--check", "-c", path], capture_output=True, text=True)
+    checked += 1
+    if r.returncode != 0:
+        bad.append(f"{where}: --check: {(r.stdout + r.stderr).strip()}")
+
+for name in ("docs/config.md", "docs/operator-guide.md", "docs/scaling.md"):
+    text = open(os.path.join(src, name), encoding="utf-8").read()
+    for m in re.finditer(r"^```yaml\n(.*?)^```", text, re.S | re.M):
+        line = text.count("\n", 0, m.start()) + 1
+        try:
+            parsed = list(yaml.safe_load_all(m.group(1)))
+        except yaml.YAMLError as e:
+            bad.append(f"{name}:{line}: YAML does not parse: {e}")
+            continue
+        for d in parsed:
+            docs += 1
+            if not isinstance(d, dict):
+                continue
+            if "listeners" in d and "domains" in d:
+                check_proxy_config(f"{name}:{line}", d)
+            if "apiVersion" in d and not d.get("kind"):
+                bad.append(f"{name}:{line}: a manifest without kind")
+            if d.get("kind") == "ConfigMap":
+                for v in (d.get("data") or {}).values():
+                    c = yaml.safe_load(v)
+                    if isinstance(c, dict) and "listeners" in c:
+                        check_proxy_config(f"{name}:{line} ConfigMap {d['metadata']['name']}", c)
+for sk in skipped:
+    print("skipped " + sk)
+for b in bad:
+    print(b)
+print(f"{docs} YAML documents parse; {checked} proxy configurations pass --check, "
+      f"{len(skipped)} skipped")
+sys.exit(1 if bad else 0)
+EOF
+log "docs: $(tail -n 1 "$T/docs.out")"
+while read -r l; do log "  $l"; done < <(grep '^skipped' "$T/docs.out")
+if command -v haproxy >/dev/null; then
+    awk '/^```haproxy/ { f = 1; next } /^```/ { f = 0 } f' "$XTP_SRC/docs/scaling.md" >"$T/haproxy.cfg"
+    [ -s "$T/haproxy.cfg" ] || fail "docs/scaling.md has no haproxy block"
+    haproxy -c -f "$T/haproxy.cfg" >"$T/haproxy.out" 2>&1 ||
+        fail "haproxy -c rejects docs/scaling.md's configuration: $(cat "$T/haproxy.out")"
+    log "docs: haproxy -c accepts scaling.md's HAProxy configuration"
+else
+    log "docs: haproxy not installed, its configuration not checked"
 fi
 pass
