@@ -11,7 +11,10 @@
 #      to the s2s-out port (with SO_ORIGINAL_DST intact), another uid is not, a rerun does not
 #      add rules, --remove removes them.
 #   5. docker/build.sh build: the image's build steps (Release build, strip, smoke test of the
-#      stripped binary, runtime library list) on this machine.
+#      stripped binary, runtime library list) on this machine. Then that binary under strace
+#      (handshakes, admin requests, reload, drain): every system call it makes is in the unit's
+#      SystemCallFilter (@system-service without @privileged), every socket family in its
+#      RestrictAddressFamilies.
 #   6. The sidecar without Docker: jabberd2 started by docker/jabberd2/entrypoint.sh, the proxy
 #      with docker/proxy.yaml (ports, paths and CA rewritten for the test), alice and bob over
 #      STARTTLS and Direct TLS, JSON log lines, one open and one close per session; the
@@ -285,6 +288,82 @@ while read -r lib; do
 done < <(ldd "$T/image/xmpp-tls-proxy" | awk '$2 == "=>" && $3 ~ /^\// { print $3 }')
 grep -q '^libmbedtls' "$T/image/runtime-packages.txt" || fail "runtime-packages.txt names no mbedTLS package"
 log "build.sh: $(tail -n 1 "$T/build.out" | sed 's/^build.sh: //')"
+
+# The unit's system call filter (@system-service without @privileged) and address families
+# (AF_INET, AF_INET6, AF_UNIX) against what the image's binary really calls: start, a STARTTLS
+# and a Direct TLS handshake, the admin endpoints, a reload, a drain.
+if command -v strace >/dev/null && command -v systemd-analyze >/dev/null && command -v openssl >/dev/null; then
+    S=$T/syscalls
+    mkdir -p "$S"
+    cp "$CERT" "$KEY" "$S/"
+    chmod 600 "$S/$(basename "$KEY")"
+    SC1=$(free_port) SC2=$(free_port) SCA=$(free_port)
+    cat >"$S/p.yaml" <<EOF
+log: { level: info }
+admin: { listen: "127.0.0.1:$SCA" }
+domains:
+  $DOMAIN: { cert: $(basename "$CERT"), key: $(basename "$KEY"), backend: { c2s: "127.0.0.1:1" } }
+listeners:
+  - { name: c2s, listen: "127.0.0.1:$SC1", kind: c2s }
+  - { name: c2s-direct, listen: "127.0.0.1:$SC2", kind: c2s, tls: direct }
+EOF
+    strace -f -qq -o "$S/strace.out" "$T/image/xmpp-tls-proxy" -c "$S/p.yaml" </dev/null 2>"$S/log" &
+    SPID=$!
+    _LIB_BG+=("$SPID")
+    wait_port "$SC2" 10 || fail "the traced proxy did not start: $(cat "$S/log")"
+    XPID=$(pgrep -P "$SPID" | head -n 1)
+    timeout 10 openssl s_client -starttls xmpp -xmpphost "$DOMAIN" -connect "127.0.0.1:$SC1" </dev/null >/dev/null 2>&1 || true
+    timeout 10 openssl s_client -alpn xmpp-client -servername "$DOMAIN" -connect "127.0.0.1:$SC2" </dev/null >/dev/null 2>&1 || true
+    if port_listening "$SCA"; then
+        for path in /healthz /metrics /status; do
+            # shellcheck disable=SC2016 # the inner script's own arguments
+            timeout 5 bash -c 'exec 3<>"/dev/tcp/127.0.0.1/$1"; printf "GET %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n" "$2" >&3; cat <&3 >/dev/null' _ "$SCA" "$path" || true
+        done
+    fi
+    if grep -q SIGHUP "$XTP_SRC/proxy/main.c"; then
+        kill -HUP "$XPID"
+        wait_until 5 grep -q 'reload' "$S/log" || true
+    fi
+    kill -TERM "$XPID"
+    for ((i = 0; i < 100; i++)); do kill -0 "$SPID" 2>/dev/null || break; sleep 0.1; done
+    wait "$SPID" 2>/dev/null || true
+    grep -q ' close reason=' "$S/log" || fail "the traced proxy logged no session: $(cat "$S/log")"
+    systemd-analyze syscall-filter >"$S/groups.txt" 2>/dev/null
+    "$PY" - "$S" <<'EOF' || fail "the unit's sandbox would stop the proxy: $(cat "$S/verdict")"
+import re, sys
+s = sys.argv[1]
+groups, cur = {}, None
+for line in open(f"{s}/groups.txt"):
+    if line.startswith("@"):
+        cur = line.split()[0]
+        groups[cur] = []
+    elif cur and line.startswith("    ") and not line.strip().startswith("#"):
+        groups[cur].append(line.strip())
+def expand(g, seen):
+    out = set()
+    for m in groups.get(g, []):
+        if m.startswith("@"):
+            if m not in seen:
+                seen.add(m)
+                out |= expand(m, seen)
+        else:
+            out.add(m)
+    return out
+allowed, privileged = expand("@system-service", set()), expand("@privileged", set())
+trace = open(f"{s}/strace.out").read()
+used = set(re.findall(r"^\d+\s+([a-z_0-9]+)\(", trace, re.M))
+families = set(re.findall(r"socket\((AF_[A-Z0-9]+)", trace))
+bad = sorted(used - allowed) + sorted(used & privileged)
+fams = sorted(families - {"AF_INET", "AF_INET6", "AF_UNIX"})
+with open(f"{s}/verdict", "w") as f:
+    f.write(f"{len(used)} system calls; outside the filter: {bad or 'none'}; "
+            f"address families outside RestrictAddressFamilies: {fams or 'none'}\n")
+sys.exit(1 if (bad or fams or not used) else 0)
+EOF
+    log "unit sandbox: $(cat "$S/verdict")"
+else
+    log "unit sandbox: strace or systemd-analyze missing, system calls not traced"
+fi
 
 # ---- 6. the sidecar, without Docker ----------------------------------------------------------
 [ -x "$XTP_BIN" ] || skip "proxy binary not built: $XTP_BIN"
