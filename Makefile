@@ -2,7 +2,7 @@
 #   make run    install what is missing, build, start the demo (jabberd2 + proxy) in the foreground
 #   make test   install what is missing, build with ASan+UBSan and -Werror, run every test
 .POSIX:
-.PHONY: all deps deps-bench deps-build build run test test-build unit fuzz bench format clean
+.PHONY: all install soak deps deps-bench deps-build build run test test-build unit fuzz bench format clean
 
 JOBS   ?= $(shell nproc 2>/dev/null || echo 2)
 BUILD  ?= build
@@ -54,3 +54,20 @@ format:
 
 clean:
 	rm -rf $(BUILD)
+
+# make install [PREFIX=/usr/local] [DESTDIR=]: the binary (PREFIX/sbin), the annotated example
+# configuration (SYSCONFDIR/xmpp-tls-proxy/example.yaml; proxy.yaml is never touched), the
+# systemd unit (PREFIX/lib/systemd/system, run from PREFIX/sbin) and the man page
+# (PREFIX/share/man/man8). Then: docs/operator-guide.md "Install".
+PREFIX     ?= /usr/local
+SYSCONFDIR ?= /etc
+UNITDIR    ?= $(PREFIX)/lib/systemd/system
+MANDIR     ?= $(PREFIX)/share/man
+install: build
+	install -D -m 0755 $(BUILD)/xmpp-tls-proxy $(DESTDIR)$(PREFIX)/sbin/xmpp-tls-proxy
+	install -D -m 0644 config/example.yaml $(DESTDIR)$(SYSCONFDIR)/xmpp-tls-proxy/example.yaml
+	install -d -m 0755 $(DESTDIR)$(UNITDIR)
+	sed 's|/usr/local/sbin/|$(PREFIX)/sbin/|g' config/xmpp-tls-proxy.service \
+	    >$(DESTDIR)$(UNITDIR)/xmpp-tls-proxy.service
+	chmod 0644 $(DESTDIR)$(UNITDIR)/xmpp-tls-proxy.service
+	install -D -m 0644 docs/xmpp-tls-proxy.8 $(DESTDIR)$(MANDIR)/man8/xmpp-tls-proxy.8

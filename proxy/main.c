@@ -587,7 +587,7 @@ int main(int argc, char **argv)
         }
     }
     if (status)
-        return status_main(path != NULL ? path : "/etc/xmpp-tls-proxy/config.yaml");
+        return status_main(path != NULL ? path : "/etc/xmpp-tls-proxy/proxy.yaml");
     if (path == NULL) {
         usage(stderr);
         return 2;

@@ -12,7 +12,7 @@ what=${1:-all}
 build_pkgs="cmake make gcc pkg-config libuv1-dev libexpat1-dev libyaml-dev libunbound-dev libllhttp-dev"
 # prosody: the modern remote peer in the s2s tests; dnsmasq-base: test DNS on loopback (the
 # package without a system service); iptables: transparent s2s-out in a test network namespace.
-test_pkgs="clang libclang-rt-dev jabberd2 sqlite3 python3-slixmpp openssl testssl.sh procps iproute2 curl prosody lua-unbound dnsmasq-base iptables haproxy"
+test_pkgs="clang libclang-rt-dev jabberd2 sqlite3 python3-slixmpp openssl testssl.sh procps iproute2 curl prosody lua-unbound dnsmasq-base iptables haproxy python3-yaml strace"
 # haproxy: the load balancer in front of proxy_protocol listeners (t33) and in bench/.
 # bench: the TLS terminators operators use today, measured side by side (bench/README.md).
 bench_pkgs="stunnel4"

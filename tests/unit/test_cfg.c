@@ -1103,6 +1103,8 @@ TEST(example_config)
         EXPECT_EQ(5, c->nlisteners);
         EXPECT_EQ(CFG_KIND_S2S_OUT, c->listeners[4].kind);
         EXPECT_EQ(CFG_VERIFY_OPTIONAL, cfg_remote_verify(c, "legacy.example"));
+        EXPECT(c->has_admin);
+        EXPECT_STR("xmpp-tls-proxy", c->user ? c->user : "(none)");
         EXPECT_STR("example.test", c->domains[0].name);
         EXPECT_STR(tmp_path("certs/example.test/privkey.pem"), c->domains[0].key);
         EXPECT_STR(c->domains[1].cert, c->domains[1].key);
