@@ -1487,6 +1487,30 @@ static int get_account(struct cfg_ctx *cx, const char *path, yaml_node_t *key, y
     return 0;
 }
 
+/* workers: N (1..64) or auto (one per online CPU, at most 64). */
+static int parse_workers(struct cfg_ctx *cx, const char *path, yaml_node_t *key, yaml_node_t *val,
+                         void *obj)
+{
+    struct cfg *c = obj;
+    const char *s;
+    char q[80];
+    long n;
+    int rc;
+
+    if ((rc = get_text(cx, path, key, val, &s)) != 0)
+        return rc;
+    if (strcmp(s, "auto") == 0) {
+        n = sysconf(_SC_NPROCESSORS_ONLN);
+        c->workers = n < 1 ? 1 : n > 64 ? 64 : (unsigned)n;
+        return 0;
+    }
+    if (!all_digits(s) || strlen(s) > 2 || (n = strtol(s, NULL, 10)) < 1 || n > 64)
+        return fail(cx, node_line(val), "%s must be auto or a number from 1 to 64, not '%s'", path,
+                    shown(q, sizeof(q), s));
+    c->workers = (unsigned)n;
+    return 0;
+}
+
 static int parse_user(struct cfg_ctx *cx, const char *path, yaml_node_t *key, yaml_node_t *val,
                       void *obj)
 {
@@ -1515,7 +1539,8 @@ enum {
     ROOT_RESOLVE,
     ROOT_ADMIN,
     ROOT_USER,
-    ROOT_GROUP
+    ROOT_GROUP,
+    ROOT_WORKERS
 };
 static const struct cfg_key root_keys[] = {
     [ROOT_LOG] = {"log", YAML_MAPPING_NODE, parse_log},
@@ -1528,6 +1553,7 @@ static const struct cfg_key root_keys[] = {
     [ROOT_ADMIN] = {"admin", YAML_MAPPING_NODE, parse_admin},
     [ROOT_USER] = {"user", YAML_SCALAR_NODE, parse_user},
     [ROOT_GROUP] = {"group", YAML_SCALAR_NODE, parse_group},
+    [ROOT_WORKERS] = {"workers", YAML_SCALAR_NODE, parse_workers},
 };
 
 /* path must name a readable regular file. Only access(2) and stat(2): tls.c parses PEM. */
@@ -1747,6 +1773,7 @@ static struct cfg *cfg_new(const char *name)
     c->s2s_connect_timeout_ms = 10 * 1000;
     c->drain_timeout_ms = 30 * 1000;
     c->dnssec = true;
+    c->workers = 1;
     c->resolve_timeout_ms = 10 * 1000;
     c->path = strdup(name);
     c->ca_file = strdup(CFG_DEFAULT_CA_FILE);

@@ -90,6 +90,7 @@ struct cfg {
     uint64_t handshake_timeout_ms; /* limits.handshake_timeout, default 10s */
     uint64_t drain_timeout_ms;     /* limits.drain_timeout, default 30s: SIGTERM grace */
     char *user, *group;            /* drop to these after binding and reading keys; NULL: no */
+    unsigned workers;              /* workers: event loops (threads), 1..64; default 1 */
     int user_line, group_line;
     unsigned max_connections;      /* limits.max_connections, default 20000 */
 

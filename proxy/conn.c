@@ -125,6 +125,7 @@ void conn_handle_closed(uv_handle_t *h)
     if (c->next)
         c->next->prev = c->prev;
     c->w->live--;
+    __atomic_sub_fetch(c->w->total_live, 1, __ATOMIC_RELAXED);
     free(c->s2s);
     tls_free(c->tls);
     xmpp_in_free(c->peer.xin);
@@ -307,27 +308,10 @@ void conn_fail_later(struct conn *c, struct side *s, int err)
 
 /* ---- GET /status ---------------------------------------------------------------------------- */
 
-int conn_status_json(struct worker *w, struct bytes *out)
+void conn_status_sessions(struct worker *w, struct json *j)
 {
-    struct json j;
     uint64_t now = uv_now(w->loop);
 
-    json_init(&j, out);
-    /* The process first: an operator sees at once when it still runs as root (issue 4). */
-    json_object_begin(&j);
-    json_key(&j, "process");
-    json_object_begin(&j);
-    json_key(&j, "pid");
-    json_int(&j, (int64_t)getpid());
-    json_key(&j, "uid");
-    json_int(&j, (int64_t)geteuid());
-    json_key(&j, "running_as_root");
-    json_bool(&j, geteuid() == 0);
-    json_key(&j, "stopping");
-    json_bool(&j, w->stopping);
-    json_object_end(&j);
-    json_key(&j, "sessions");
-    json_array_begin(&j);
     for (const struct conn *c = w->conns; c != NULL; c = c->next) {
         const struct s2s *s = c->s2s;
         struct status_session ss = {
@@ -361,9 +345,55 @@ int conn_status_json(struct worker *w, struct bytes *out)
             ss.cert_sha256 = s->cert_fp;
             ss.cert_not_after = s->cert_not_after;
         }
-        status_cli_session(&j, &ss);
+        status_cli_session(j, &ss);
     }
-    return status_cli_end(&j);
+}
+
+int conn_status_json(struct worker *w, struct bytes *out, const struct bytes *more)
+{
+    struct json j;
+
+    json_init(&j, out);
+    /* The process first: an operator sees at once when it still runs as root (issue 4). */
+    json_object_begin(&j);
+    json_key(&j, "process");
+    json_object_begin(&j);
+    json_key(&j, "pid");
+    json_int(&j, (int64_t)getpid());
+    json_key(&j, "uid");
+    json_int(&j, (int64_t)geteuid());
+    json_key(&j, "running_as_root");
+    json_bool(&j, geteuid() == 0);
+    json_key(&j, "stopping");
+    json_bool(&j, w->stopping);
+    json_key(&j, "workers");
+    json_int(&j, (int64_t)w->nworkers);
+    json_object_end(&j);
+    json_key(&j, "sessions");
+    json_array_begin(&j);
+    conn_status_sessions(w, &j);
+    json_array_end(&j);
+    json_object_end(&j);
+    if (json_finish(&j) != 0)
+        return -ENOMEM;
+    /* Other workers' sessions: comma-separated objects, spliced in before the final "]}". */
+    if (more != NULL && bytes_len(more) > 0) {
+        size_t len = bytes_len(out);
+        bool empty = len >= 4 && memcmp((const char *)bytes_data(out) + len - 3, "[]}", 3) == 0;
+        struct bytes tail = BYTES_INIT;
+
+        if (bytes_append(&tail, "]}", 2) != 0)
+            return -ENOMEM;
+        out->len = len - 2;
+        if ((!empty && bytes_append(out, ",", 1) != 0) ||
+            bytes_append(out, bytes_data(more), bytes_len(more)) != 0 ||
+            bytes_append(out, bytes_data(&tail), 2) != 0) {
+            bytes_cleanup(&tail);
+            return -ENOMEM;
+        }
+        bytes_cleanup(&tail);
+    }
+    return 0;
 }
 
 void conn_close_all(struct worker *w)
@@ -989,7 +1019,7 @@ void conn_accept(struct worker *w, uv_stream_t *server, const struct cfg_listene
     c->w = w;
     c->snap = snap_ref(w->snap);
     c->lst = lst;
-    c->id = ++w->next_id;
+    c->id = (w->next_id += w->nworkers);
     c->lst_idx = lst - cfg->listeners;
     c->t_start = uv_now(w->loop);
     metrics_session_open(w->metrics, (size_t)c->lst_idx);
@@ -1002,6 +1032,7 @@ void conn_accept(struct worker *w, uv_stream_t *server, const struct cfg_listene
         w->conns->prev = c;
     w->conns = c;
     w->live++;
+    __atomic_add_fetch(w->total_live, 1, __ATOMIC_RELAXED);
     snprintf(c->peer_addr, sizeof(c->peer_addr), "?");
 
     if (uv_accept(server, (uv_stream_t *)&acc->tcp) != 0) {
@@ -1011,7 +1042,8 @@ void conn_accept(struct worker *w, uv_stream_t *server, const struct cfg_listene
     if (uv_tcp_getpeername(&acc->tcp, (struct sockaddr *)&ss, &sslen) == 0)
         addr_text(&ss, c->peer_ip, sizeof(c->peer_ip), c->peer_addr, sizeof(c->peer_addr));
 
-    if (w->stopping || w->live > cfg->max_connections) {
+    if (w->stopping ||
+        __atomic_load_n(w->total_live, __ATOMIC_RELAXED) > cfg->max_connections) {
         /* Refused fast and logged at most once a second: a flood must not flood the log. */
         if (uv_now(w->loop) - last_limit_log >= 1000) {
             last_limit_log = uv_now(w->loop);

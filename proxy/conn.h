@@ -97,9 +97,15 @@ void conn_log(const struct conn *c, enum log_level level, const char *fmt, ...)
  * order metrics_tls_failure() takes them. */
 #define CONN_TLS_FAILURES {"protocol", "timeout", "peer-closed", "other"}
 
-/* Appends the JSON body of GET /status for w's sessions (admin.c, status_cli.h). 0 or -ENOMEM. */
+/* Appends the JSON body of GET /status (admin.c, status_cli.h): the process, then w's sessions
+ * and, when more is not empty, the session objects it holds (comma-separated, from
+ * conn_status_sessions() of the other workers). 0 or -ENOMEM. */
 struct bytes;
-int conn_status_json(struct worker *w, struct bytes *out);
+struct json;
+int conn_status_json(struct worker *w, struct bytes *out, const struct bytes *more);
+
+/* Writes one JSON object per session of w into an open array (the loop's own thread). */
+void conn_status_sessions(struct worker *w, struct json *j);
 
 /* Closes every session of w with <system-shutdown/> (SIGTERM/SIGINT). */
 void conn_close_all(struct worker *w);

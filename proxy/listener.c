@@ -1,7 +1,9 @@
 /* listener.c: bind, listen, accept. */
 #include "listener.h"
 
+#include <errno.h>
 #include <stdlib.h>
+#include <sys/socket.h>
 #include <uv.h>
 
 #include "cfg.h"
@@ -43,13 +45,24 @@ int listener_start(struct worker *w, const struct cfg_listener *cl, struct liste
         return UV_ENOMEM;
     l->w = w;
     l->idx = (size_t)(cl - w->snap->cfg->listeners);
-    r = uv_tcp_init(w->loop, &l->tcp);
+    /* With several workers each binds every listener with SO_REUSEPORT and the kernel spreads
+     * the connections; the socket must exist before bind() to set the option. */
+    r = uv_tcp_init_ex(w->loop, &l->tcp, cl->listen.ss.ss_family);
     if (r < 0) {
         free(l);
         return r;
     }
     l->tcp.data = l;
-    r = uv_tcp_bind(&l->tcp, (const struct sockaddr *)&cl->listen.ss, 0);
+    if (w->nworkers > 1) {
+        uv_os_fd_t fd;
+        int on = 1;
+
+        r = uv_fileno((uv_handle_t *)&l->tcp, &fd);
+        if (r == 0 && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &on, sizeof(on)) != 0)
+            r = -errno;
+    }
+    if (r == 0)
+        r = uv_tcp_bind(&l->tcp, (const struct sockaddr *)&cl->listen.ss, 0);
     if (r == 0)
         r = uv_listen((uv_stream_t *)&l->tcp, LISTENER_BACKLOG, connection_cb);
     if (r < 0) {

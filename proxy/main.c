@@ -28,6 +28,7 @@
 #include "dialback.h"
 #include "dns.h"
 #include "err.h"
+#include "json.h"
 #include "listener.h"
 #include "log.h"
 #include "metrics.h"
@@ -59,8 +60,37 @@ static void print_version(void)
     printf("libyaml %s\n", yaml_get_version_string());
 }
 
+/* Workers 1..N-1 (cfg workers:), each a thread with its own loop; worker 0 is the main
+ * thread's loop, which also runs the signals, the admin listener and the timers. The main
+ * thread talks to a worker only through ctl: one command at a time, and it waits for the
+ * answer (reload, status) or not (stop). Nothing on the session path takes a lock. */
+enum { CMD_NONE = 0, CMD_RELOAD, CMD_STATUS, CMD_STOP };
+
+struct wrun {
+    struct worker *w; /* owned */
+    struct main_ctx *m;
+    uv_thread_t thread;
+    uv_loop_t loop;
+    uv_async_t ctl;
+    uv_timer_t drain;
+    uv_mutex_t mu;
+    uv_cond_t cv;
+    int cmd;
+    bool done;                  /* the command finished */
+    int start_rc;               /* set once the worker bound its listeners (or failed) */
+    bool started;
+    struct snap *snap;          /* CMD_RELOAD: a reference for the worker */
+    struct metrics *metrics;    /* CMD_RELOAD: its shard of the new registry */
+    struct bytes *out;          /* CMD_STATUS: its session objects, comma-separated */
+    uint64_t grace_ms;          /* CMD_STOP */
+    bool stop_sent;             /* main thread: no command after CMD_STOP (ctl may be closed) */
+};
+
 struct main_ctx {
-    struct worker *w;
+    struct worker *w;           /* worker 0 */
+    struct wrun *runs;          /* workers 1..nruns */
+    size_t nruns;
+    unsigned total_live;        /* sessions of every worker (atomic) */
     const char *path;
     uv_signal_t sigint, sigterm, sighup;
     uv_timer_t drain, expiry, tickets;
@@ -73,7 +103,8 @@ struct main_ctx {
 
 /* ---- metrics ---------------------------------------------------------------------------------- */
 
-static struct metrics_reg *metrics_for(const struct cfg *cfg, const struct tls_server *tls)
+static struct metrics_reg *metrics_for(const struct cfg *cfg, const struct tls_server *tls,
+                                       unsigned nshards)
 {
     static const char *const failures[] = CONN_TLS_FAILURES;
     const char *names[256], *kinds[256], *reasons[CONN_END__COUNT];
@@ -101,7 +132,7 @@ static struct metrics_reg *metrics_for(const struct cfg *cfg, const struct tls_s
     l.ntls_failures = sizeof(failures) / sizeof(failures[0]);
     l.domains = domains;
     l.ndomains = cfg->ndomains;
-    reg = metrics_reg_new(&l, 1); /* labels are copied */
+    reg = metrics_reg_new(&l, nshards); /* labels are copied; one shard per worker */
     for (size_t i = 0; reg != NULL && i < cfg->ndomains; i++) {
         long long left = tls_server_cert_expiry(tls, cfg->domains[i].name);
 
@@ -118,11 +149,32 @@ static int render_metrics(void *arg, struct bytes *out)
     return metrics_render(m->reg, out);
 }
 
+static int post_wait(struct wrun *r, int cmd); /* below */
+static void post_stop(struct wrun *r, uint64_t grace_ms);
+
 static int render_status(void *arg, struct bytes *out)
 {
     struct main_ctx *m = arg;
+    struct bytes more = BYTES_INIT, part = BYTES_INIT;
+    int rc = 0;
 
-    return conn_status_json(m->w, out);
+    for (size_t i = 0; i < m->nruns && rc == 0; i++) {
+        if (m->runs[i].stop_sent)
+            continue;
+        bytes_cleanup(&part);
+        m->runs[i].out = &part;
+        if (post_wait(&m->runs[i], CMD_STATUS) != 0)
+            continue; /* a worker that does not answer within 2 s is left out */
+        if (bytes_len(&part) > 0 && bytes_len(&more) > 0)
+            rc = bytes_append(&more, ",", 1);
+        if (rc == 0)
+            rc = bytes_append(&more, bytes_data(&part), bytes_len(&part));
+    }
+    if (rc == 0)
+        rc = conn_status_json(m->w, out, &more);
+    bytes_cleanup(&part);
+    bytes_cleanup(&more);
+    return rc;
 }
 
 static bool healthy(void *arg)
@@ -229,13 +281,12 @@ static int drop_privileges(const struct cfg *cfg)
 
 /* ---- s2s: the secret, the certificate memory, the resolver --------------------------------- */
 
-/* 0, or 1 with a message on stderr. */
+/* The process-wide s2s parts, shared read-only (the secret) or under a lock (the certificate
+ * memory) by every worker. 0, or 1 with a message on stderr. */
 static int s2s_setup(struct main_ctx *m, const struct cfg *cfg)
 {
     struct worker *w = m->w;
-    char err[512], fwd[8][80], ubname[32][64];
-    const char *fwdp[9] = {0}, *ubopts[65] = {0};
-    struct dns_opts o = {0};
+    char err[512];
 
     if (!cfg_has_kind(cfg, CFG_KIND_S2S) && !cfg_has_kind(cfg, CFG_KIND_S2S_OUT))
         return 0;
@@ -249,6 +300,16 @@ static int s2s_setup(struct main_ctx *m, const struct cfg *cfg)
         fprintf(stderr, "%s: s2s.state_file: %s\n", cfg->path, err);
         return 1;
     }
+    return 0;
+}
+
+/* A worker's own resolver (libunbound on its loop), for s2s-out. 0, or 1 after a message. */
+static int dns_setup(struct worker *w, const struct cfg *cfg)
+{
+    char err[512], fwd[8][80], ubname[32][64];
+    const char *fwdp[9] = {0}, *ubopts[65] = {0};
+    struct dns_opts o = {0};
+
     if (!cfg_has_kind(cfg, CFG_KIND_S2S_OUT))
         return 0;
     /* resolve.nameservers "ip:port" becomes libunbound's "ip@port". */
@@ -295,6 +356,8 @@ static const char *listeners_differ(const struct cfg *a, const struct cfg *b)
 {
     if (a->nlisteners != b->nlisteners)
         return "the number of listeners changed";
+    if (a->workers != b->workers)
+        return "workers changed";
     for (size_t i = 0; i < a->nlisteners; i++) {
         const struct cfg_listener *x = &a->listeners[i], *y = &b->listeners[i];
 
@@ -340,7 +403,7 @@ static void reload(struct main_ctx *m)
         notify_send("READY=1\nSTATUS=reload failed: certificate or key error");
         return;
     }
-    reg = metrics_for(cfg, tls);
+    reg = metrics_for(cfg, tls, cfg->workers);
     snap = reg != NULL ? snap_new(cfg, tls) : NULL;
     if (snap == NULL) {
         log_msg(LOG_ERROR, "reload failed: out of memory");
@@ -350,12 +413,26 @@ static void reload(struct main_ctx *m)
         return;
     }
     /* Sessions hold their own snapshot; new ones take this one. Counters restart with the
-     * new registry (Prometheus rate() copes with resets). */
+     * new registry (Prometheus rate() copes with resets); the old one goes once no worker
+     * uses it. */
+    for (size_t i = 0; i < m->nruns; i++) {
+        struct wrun *r = &m->runs[i];
+
+        r->snap = snap_ref(snap);
+        r->metrics = metrics_reg_shard(reg, i + 1);
+        if (post_wait(r, CMD_RELOAD) != 0) {
+            /* Cannot happen with a live loop; without the answer the old registry stays. */
+            log_msg(LOG_ERROR, "worker %zu did not take the new configuration", i + 1);
+            reg = NULL;
+        }
+    }
     snap_unref(w->snap);
     w->snap = snap;
-    metrics_reg_free(m->reg);
-    m->reg = reg;
-    w->metrics = metrics_reg_shard(reg, 0);
+    w->metrics = metrics_reg_shard(reg != NULL ? reg : m->reg, 0);
+    if (reg != NULL) {
+        metrics_reg_free(m->reg);
+        m->reg = reg;
+    }
     log_setup(cfg->log_level, cfg->log_format);
     if (cfg->s2s_verify != CFG_VERIFY_REQUIRED || cfg->nremotes > 0)
         log_msg(LOG_DEBUG, "s2s policy reloaded (s2s.dialback_secret_file, s2s.state_file and "
@@ -415,6 +492,8 @@ static void begin_stop(struct main_ctx *m, uint64_t grace_ms)
     w->nlsn = 0;
     uv_timer_stop(&m->expiry);
     uv_timer_stop(&m->tickets);
+    for (size_t i = 0; i < m->nruns; i++)
+        post_stop(&m->runs[i], grace_ms);
     if (grace_ms == 0) {
         conn_close_all(w); /* cancels the sessions' lookups before the resolver goes */
         w->drain_deadline = UINT64_MAX;
@@ -443,6 +522,218 @@ static void signal_cb(uv_signal_t *h, int signum)
     begin_stop(m, signum == SIGTERM ? m->w->snap->cfg->drain_timeout_ms : 0);
 }
 
+/* ---- workers 1..N-1 ----------------------------------------------------------------------------- */
+
+/* Sends r a command and waits (2 s at most) for it to finish. 0, or -ETIMEDOUT. */
+static int post_wait(struct wrun *r, int cmd)
+{
+    int rc = 0;
+
+    uv_mutex_lock(&r->mu);
+    r->cmd = cmd;
+    r->done = false;
+    uv_async_send(&r->ctl);
+    while (!r->done && rc == 0)
+        rc = uv_cond_timedwait(&r->cv, &r->mu, 2000ULL * 1000 * 1000);
+    r->cmd = CMD_NONE;
+    uv_mutex_unlock(&r->mu);
+    return rc == 0 ? 0 : -ETIMEDOUT;
+}
+
+static void worker_drain_cb(uv_timer_t *t);
+
+static void worker_close(struct wrun *r)
+{
+    if (!uv_is_closing((uv_handle_t *)&r->ctl))
+        uv_close((uv_handle_t *)&r->ctl, NULL);
+    if (!uv_is_closing((uv_handle_t *)&r->drain))
+        uv_close((uv_handle_t *)&r->drain, NULL);
+    dns_close(r->w->dns, NULL, NULL);
+    r->w->dns = NULL;
+}
+
+/* Stops accepting on this worker and drains it (like begin_stop() for worker 0). */
+static void worker_stop(struct wrun *r, uint64_t grace_ms)
+{
+    struct worker *w = r->w;
+
+    w->stopping = true;
+    for (size_t i = 0; i < w->nlsn; i++)
+        listener_stop(w->lsn[i]);
+    w->nlsn = 0;
+    if (grace_ms == 0) {
+        conn_close_all(w);
+        w->drain_deadline = UINT64_MAX;
+    } else {
+        w->drain_deadline = uv_now(w->loop) + grace_ms;
+    }
+    uv_timer_start(&r->drain, worker_drain_cb, 0, DRAIN_TICK_MS);
+}
+
+static void worker_drain_cb(uv_timer_t *t)
+{
+    struct wrun *r = t->data;
+    struct worker *w = r->w;
+
+    if (w->live > 0 && uv_now(w->loop) < w->drain_deadline)
+        return;
+    if (w->live > 0) {
+        conn_close_all(w);
+        w->drain_deadline = UINT64_MAX;
+        return;
+    }
+    worker_close(r);
+}
+
+/* Runs on the worker's thread: the main thread's command. */
+static void ctl_cb(uv_async_t *a)
+{
+    struct wrun *r = a->data;
+    struct worker *w = r->w;
+    struct json j;
+
+    uv_mutex_lock(&r->mu);
+    switch (r->cmd) {
+    case CMD_RELOAD:
+        snap_unref(w->snap);
+        w->snap = r->snap; /* the reference the main thread took for us */
+        w->metrics = r->metrics;
+        break;
+    case CMD_STATUS:
+        json_init(&j, r->out);
+        json_array_begin(&j);
+        conn_status_sessions(w, &j);
+        json_array_end(&j);
+        if (json_finish(&j) == 0 && bytes_len(r->out) >= 2) {
+            /* "[a,b]" -> "a,b": main.c splices the objects into its own array */
+            bytes_consume(r->out, 1);
+            r->out->len--;
+        }
+        break;
+    case CMD_STOP:
+        if (!w->stopping)
+            worker_stop(r, r->grace_ms);
+        break;
+    default:
+        break;
+    }
+    r->done = true;
+    uv_cond_signal(&r->cv);
+    uv_mutex_unlock(&r->mu);
+}
+
+static void worker_main(void *arg)
+{
+    struct wrun *r = arg;
+    struct worker *w = r->w;
+    const struct cfg *cfg = w->snap->cfg;
+    int rc = 0;
+
+    uv_loop_init(&r->loop);
+    w->loop = &r->loop;
+    uv_async_init(&r->loop, &r->ctl, ctl_cb);
+    uv_timer_init(&r->loop, &r->drain);
+    r->ctl.data = r->drain.data = r;
+    rc = dns_setup(w, cfg);
+    for (size_t i = 0; rc == 0 && i < cfg->nlisteners; i++) {
+        if (listener_start(w, &cfg->listeners[i], &w->lsn[w->nlsn]) != 0)
+            rc = 1;
+        else
+            w->nlsn++;
+    }
+    uv_mutex_lock(&r->mu);
+    r->start_rc = rc;
+    r->started = true;
+    uv_cond_signal(&r->cv);
+    uv_mutex_unlock(&r->mu);
+    if (rc != 0) {
+        for (size_t i = 0; i < w->nlsn; i++)
+            listener_stop(w->lsn[i]);
+        worker_close(r);
+    }
+    uv_run(&r->loop, UV_RUN_DEFAULT);
+    uv_loop_close(&r->loop);
+}
+
+/* Starts workers 1..n-1 and waits until each has bound its listeners. 0 or 1. */
+static int start_workers(struct main_ctx *m, struct snap *snap, unsigned n)
+{
+    const struct cfg *cfg = snap->cfg;
+    int rc = 0;
+
+    if (n <= 1)
+        return 0;
+    m->runs = calloc(n - 1, sizeof(*m->runs));
+    if (m->runs == NULL)
+        return 1;
+    for (unsigned i = 1; i < n && rc == 0; i++) {
+        struct wrun *r = &m->runs[i - 1];
+        struct worker *w = calloc(1, sizeof(*w));
+
+        if (w == NULL || (w->lsn = calloc(cfg->nlisteners, sizeof(*w->lsn))) == NULL) {
+            free(w);
+            return 1;
+        }
+        *w = (struct worker){.lsn = w->lsn, .index = i, .nworkers = n, .next_id = i,
+                             .total_live = &m->total_live, .snap = snap_ref(snap),
+                             .metrics = metrics_reg_shard(m->reg, i), .dialback = m->w->dialback,
+                             .certmem = m->w->certmem};
+        r->w = w;
+        r->m = m;
+        uv_mutex_init(&r->mu);
+        uv_cond_init(&r->cv);
+        if (uv_thread_create(&r->thread, worker_main, r) != 0) {
+            snap_unref(w->snap);
+            free(w->lsn);
+            free(w);
+            r->w = NULL;
+            return 1;
+        }
+        m->nruns++;
+        uv_mutex_lock(&r->mu);
+        while (!r->started)
+            uv_cond_wait(&r->cv, &r->mu);
+        rc = r->start_rc;
+        uv_mutex_unlock(&r->mu);
+    }
+    return rc;
+}
+
+/* Tells worker r to stop accepting and drain for grace_ms; does not wait. */
+static void post_stop(struct wrun *r, uint64_t grace_ms)
+{
+    if (r->stop_sent)
+        return;
+    r->stop_sent = true;
+    uv_mutex_lock(&r->mu);
+    r->grace_ms = grace_ms;
+    r->cmd = CMD_STOP;
+    uv_async_send(&r->ctl);
+    uv_mutex_unlock(&r->mu);
+}
+
+/* After the main loop: the workers finish their drains, then their threads end. */
+static void join_workers(struct main_ctx *m, uint64_t grace_ms)
+{
+    for (size_t i = 0; i < m->nruns; i++)
+        post_stop(&m->runs[i], grace_ms);
+    for (size_t i = 0; i < m->nruns; i++) {
+        struct wrun *r = &m->runs[i];
+
+        uv_thread_join(&r->thread);
+        for (size_t k = 0; k < WORKER_TICKETS; k++)
+            tls_ticket_free(r->w->tickets[k].ticket);
+        snap_unref(r->w->snap);
+        free(r->w->lsn);
+        free(r->w);
+        uv_mutex_destroy(&r->mu);
+        uv_cond_destroy(&r->cv);
+    }
+    free(m->runs);
+    m->runs = NULL;
+    m->nruns = 0;
+}
+
 /* ---- running ------------------------------------------------------------------------------------ */
 
 static int run(struct main_ctx *m, struct snap *snap)
@@ -459,8 +750,10 @@ static int run(struct main_ctx *m, struct snap *snap)
     }
     w->loop = uv_default_loop();
     w->snap = snap;
+    w->nworkers = cfg->workers;
+    w->total_live = &m->total_live;
     m->w = w;
-    m->reg = metrics_for(cfg, snap->tls);
+    m->reg = metrics_for(cfg, snap->tls, cfg->workers);
     if (m->reg == NULL) {
         fprintf(stderr, "xmpp-tls-proxy: out of memory\n");
         rc = 1;
@@ -468,12 +761,18 @@ static int run(struct main_ctx *m, struct snap *snap)
         w->metrics = metrics_reg_shard(m->reg, 0);
         rc = s2s_setup(m, cfg);
     }
+    if (rc == 0)
+        rc = dns_setup(w, cfg);
     for (size_t i = 0; rc == 0 && i < cfg->nlisteners; i++) {
         if (listener_start(w, &cfg->listeners[i], &w->lsn[w->nlsn]) != 0) {
             rc = 1;
             break;
         }
         w->nlsn++;
+    }
+    if (rc == 0 && start_workers(m, snap, cfg->workers) != 0) {
+        log_msg(LOG_ERROR, "cannot start %u workers", cfg->workers);
+        rc = 1;
     }
     if (rc == 0 && cfg->has_admin) {
         m->admin = admin_start(w->loop, (const struct sockaddr *)&cfg->admin_listen.ss,
@@ -506,8 +805,9 @@ static int run(struct main_ctx *m, struct snap *snap)
         check_key_modes(cfg);
         check_expiry(snap);
         uv_timer_start(&m->expiry, expiry_cb, EXPIRY_TICK_MS, EXPIRY_TICK_MS);
-        log_msg(LOG_INFO, "xmpp-tls-proxy %s running with %s (%zu domains, %zu listeners)",
-                XTP_VERSION, cfg->path, cfg->ndomains, cfg->nlisteners);
+        log_msg(LOG_INFO,
+                "xmpp-tls-proxy %s running with %s (%zu domains, %zu listeners, %u workers)",
+                XTP_VERSION, cfg->path, cfg->ndomains, cfg->nlisteners, cfg->workers);
         notify_send("READY=1\nSTATUS=running");
     } else {
         for (size_t i = 0; i < w->nlsn; i++)
@@ -519,6 +819,7 @@ static int run(struct main_ctx *m, struct snap *snap)
         w->dns = NULL;
     }
     uv_run(w->loop, UV_RUN_DEFAULT);
+    join_workers(m, 0); /* they stopped with worker 0 (begin_stop); at once after a failure */
     if (rc == 0)
         log_msg(LOG_INFO, "stopped");
     uv_loop_close(w->loop);

@@ -173,7 +173,7 @@ void s2s_out_verify(struct worker *w, uint64_t origin, const char *local, const 
     c->lst = &verify_listener;
     c->lst_idx = -1; /* not a configured listener: no xtp_sessions sample */
     c->dom = cfg_domain_find(c->snap->cfg, local);
-    c->id = ++w->next_id;
+    c->id = (w->next_id += w->nworkers);
     c->t_start = uv_now(w->loop);
     c->timer.data = c;
     c->live_handles = 1;
@@ -182,6 +182,7 @@ void s2s_out_verify(struct worker *w, uint64_t origin, const char *local, const 
         w->conns->prev = c;
     w->conns = c;
     w->live++;
+    __atomic_add_fetch(w->total_live, 1, __ATOMIC_RELAXED);
     snprintf(c->peer_addr, sizeof(c->peer_addr), "-");
     c->s2s = s;
     s->verify_only = true;

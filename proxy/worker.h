@@ -32,13 +32,16 @@ struct worker_ticket {
 };
 
 struct worker {
-    uv_loop_t *loop;       /* borrowed */
+    uv_loop_t *loop;       /* borrowed (worker 0: the default loop) or own_loop */
+    unsigned index;        /* 0 .. nworkers-1 */
+    unsigned nworkers;     /* cfg->workers at start */
+    unsigned *total_live;  /* shared by the workers (atomic): limits.max_connections */
     struct snap *snap;     /* shared (ref): what new sessions use */
     struct listener **lsn; /* owned */
     size_t nlsn;
     struct conn *conns; /* live sessions, a doubly linked list through conn->next/prev */
     unsigned live;      /* sessions not yet freed */
-    uint64_t next_id;
+    uint64_t next_id; /* ids are index + k * nworkers: unique in the process */
     bool stopping;           /* no new sessions */
     uint64_t drain_deadline; /* uv_now() when the SIGTERM drain ends (main.c) */
     struct dns *dns;                 /* owned by main: s2s-out lookups; NULL without s2s-out */
