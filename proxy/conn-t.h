@@ -57,6 +57,7 @@ struct conn {
     bool fail_pending;     /* a write failed; closing on the next loop turn */
     bool peer_hdr_sent;    /* a stream header went to the peer on this stream */
     bool tls_up;           /* the TLS handshake is complete: peer bytes are records */
+    bool back_opened;      /* c2s: the backend's first stream header arrived */
     bool pp_wait;          /* proxy_protocol: the balancer's PROXY header has not come yet */
     bool peer_restart;     /* s2s: the peer's stream restarts right after this element */
     bool hold_peer;        /* s2s: parse no more peer input until the session releases it */

@@ -657,6 +657,8 @@ void conn_back_read_cb(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
         conn_close(c, CONN_END_DONE, 0);
 }
 
+static void timeout_cb(uv_timer_t *t);
+
 static void connect_cb(uv_connect_t *req, int status)
 {
     struct conn *c = req->handle->data;
@@ -681,7 +683,10 @@ static void connect_cb(uv_connect_t *req, int status)
         conn_close(c, CONN_END_NOMEM, -ENOMEM);
         return;
     }
+    /* The handshake timer runs on until the backend's stream header: a backend that accepts
+     * and then says nothing must not hold the client for ever (back_stream_open()). */
     uv_timer_stop(&c->timer);
+    uv_timer_start(&c->timer, timeout_cb, c->snap->cfg->handshake_timeout_ms, 0);
     conn_set_state(c, CONN_RELAY);
     relay_to_backend(c, bytes_data(&c->back_hdr), bytes_len(&c->back_hdr));
     bytes_cleanup(&c->back_hdr);
@@ -921,6 +926,9 @@ static int back_stream_open(void *arg, const struct xmpp_hdr *h)
     struct conn *c = arg;
 
     c->peer_hdr_sent = true; /* the backend's header is relayed as it is (its id matters) */
+    if (!c->back_opened && !c->fail_pending && c->state == CONN_RELAY)
+        uv_timer_stop(&c->timer); /* the backend answered: connect_cb()'s timer is done */
+    c->back_opened = true;
     return 0;
 }
 
@@ -970,7 +978,11 @@ static void timeout_cb(uv_timer_t *t)
                (unsigned long long)c->snap->cfg->handshake_timeout_ms);
     if (c->state == CONN_BACKEND_CONNECT)
         conn_fail_stream(c, CONN_END_BACKEND_CONNECT, XTP_EBACKEND, UV_ETIMEDOUT);
-    else
+    else if (c->state == CONN_RELAY) { /* c2s: connected, but no stream header from it */
+        conn_set_detail(c, "the backend did not open its stream within %llums",
+                        (unsigned long long)c->snap->cfg->handshake_timeout_ms);
+        conn_fail_stream(c, CONN_END_BACKEND_PROTOCOL, XTP_EBACKEND, UV_ETIMEDOUT);
+    } else
         fail_stream(c, CONN_END_TIMEOUT, UV_ETIMEDOUT);
 }
 
