@@ -8,6 +8,7 @@
 #include <time.h>
 #include <unistd.h>
 
+/* Set by the main thread (start, SIGHUP), read by every worker: relaxed atomics. */
 static enum log_level cur_level = LOG_INFO;
 static enum log_format cur_format = LOG_FORMAT_TEXT;
 
@@ -15,13 +16,13 @@ static const char *const level_names[] = {"error", "warn", "info", "debug"};
 
 void log_setup(enum log_level level, enum log_format format)
 {
-    cur_level = level;
-    cur_format = format;
+    __atomic_store_n(&cur_level, level, __ATOMIC_RELAXED);
+    __atomic_store_n(&cur_format, format, __ATOMIC_RELAXED);
 }
 
 int log_enabled(enum log_level level)
 {
-    return level <= cur_level;
+    return level <= __atomic_load_n(&cur_level, __ATOMIC_RELAXED);
 }
 
 int log_level_parse(const char *s)
@@ -69,7 +70,7 @@ void log_vmsg(enum log_level level, const char *fmt, va_list ap)
     n = strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%S", &tm);
     snprintf(ts + n, sizeof(ts) - n, ".%03ldZ", (long)(tv.tv_usec / 1000));
 
-    if (cur_format == LOG_FORMAT_JSON) {
+    if (__atomic_load_n(&cur_format, __ATOMIC_RELAXED) == LOG_FORMAT_JSON) {
         n = (size_t)snprintf(line, sizeof(line), "{\"ts\":\"%s\",\"level\":\"%s\",\"msg\":\"", ts,
                              level_names[level]);
         json_escape(line, &n, sizeof(line) - 4, msg);
