@@ -396,6 +396,13 @@ int conn_status_json(struct worker *w, struct bytes *out, const struct bytes *mo
     return 0;
 }
 
+void conn_count_live(struct worker *w)
+{
+    for (const struct conn *c = w->conns; c != NULL; c = c->next)
+        if (c->lst_idx >= 0 && c->state != CONN_CLOSING)
+            metrics_session_open(w->metrics, (size_t)c->lst_idx);
+}
+
 void conn_close_all(struct worker *w)
 {
     for (struct conn *c = w->conns; c != NULL; c = c->next)

@@ -107,6 +107,10 @@ int conn_status_json(struct worker *w, struct bytes *out, const struct bytes *mo
 /* Writes one JSON object per session of w into an open array (the loop's own thread). */
 void conn_status_sessions(struct worker *w, struct json *j);
 
+/* Counts w's live sessions into w->metrics as opened (a new metrics registry after a reload:
+ * they will close into it). */
+void conn_count_live(struct worker *w);
+
 /* Closes every session of w with <system-shutdown/> (SIGTERM/SIGINT). */
 void conn_close_all(struct worker *w);
 

@@ -103,6 +103,9 @@ struct main_ctx {
 
 /* ---- metrics ---------------------------------------------------------------------------------- */
 
+static void set_expiry(struct metrics_reg *reg, const struct cfg *cfg,
+                       const struct tls_server *tls);
+
 static struct metrics_reg *metrics_for(const struct cfg *cfg, const struct tls_server *tls,
                                        unsigned nshards)
 {
@@ -111,7 +114,6 @@ static struct metrics_reg *metrics_for(const struct cfg *cfg, const struct tls_s
     const char **domains = calloc(cfg->ndomains, sizeof(*domains));
     struct metrics_labels l = {0};
     struct metrics_reg *reg;
-    time_t now = time(NULL);
 
     if (domains == NULL)
         return NULL;
@@ -133,13 +135,32 @@ static struct metrics_reg *metrics_for(const struct cfg *cfg, const struct tls_s
     l.domains = domains;
     l.ndomains = cfg->ndomains;
     reg = metrics_reg_new(&l, nshards); /* labels are copied; one shard per worker */
-    for (size_t i = 0; reg != NULL && i < cfg->ndomains; i++) {
+    if (reg != NULL)
+        set_expiry(reg, cfg, tls);
+    free(domains);
+    return reg;
+}
+
+static void set_expiry(struct metrics_reg *reg, const struct cfg *cfg,
+                       const struct tls_server *tls)
+{
+    time_t now = time(NULL);
+
+    for (size_t i = 0; i < cfg->ndomains; i++) {
         long long left = tls_server_cert_expiry(tls, cfg->domains[i].name);
 
         metrics_set_cert_expiry(reg, i, left != 0 ? (int64_t)now + left : METRICS_NO_EXPIRY);
     }
-    free(domains);
-    return reg;
+}
+
+static bool same_domains(const struct cfg *a, const struct cfg *b)
+{
+    if (a->ndomains != b->ndomains)
+        return false;
+    for (size_t i = 0; i < a->ndomains; i++)
+        if (strcmp(a->domains[i].name, b->domains[i].name) != 0)
+            return false;
+    return true;
 }
 
 static int render_metrics(void *arg, struct bytes *out)
@@ -403,8 +424,19 @@ static void reload(struct main_ctx *m)
         notify_send("READY=1\nSTATUS=reload failed: certificate or key error");
         return;
     }
-    reg = metrics_for(cfg, tls, cfg->workers);
-    snap = reg != NULL ? snap_new(cfg, tls) : NULL;
+    /* The metrics registry stays, so counters and the sessions gauge go on, unless the
+     * domains changed (xtp_cert_expiry_seconds is labelled by domain): then a new one starts,
+     * and every worker counts its live sessions into it (CMD_RELOAD). */
+    if (same_domains(w->snap->cfg, cfg)) {
+        reg = NULL;
+        set_expiry(m->reg, cfg, tls);
+    } else if ((reg = metrics_for(cfg, tls, cfg->workers)) == NULL) {
+        log_msg(LOG_ERROR, "reload failed: out of memory");
+        tls_server_free(tls);
+        cfg_unref(cfg);
+        return;
+    }
+    snap = snap_new(cfg, tls);
     if (snap == NULL) {
         log_msg(LOG_ERROR, "reload failed: out of memory");
         metrics_reg_free(reg);
@@ -412,14 +444,12 @@ static void reload(struct main_ctx *m)
         cfg_unref(cfg);
         return;
     }
-    /* Sessions hold their own snapshot; new ones take this one. Counters restart with the
-     * new registry (Prometheus rate() copes with resets); the old one goes once no worker
-     * uses it. */
+    /* Sessions hold their own snapshot; new ones take this one. */
     for (size_t i = 0; i < m->nruns; i++) {
         struct wrun *r = &m->runs[i];
 
         r->snap = snap_ref(snap);
-        r->metrics = metrics_reg_shard(reg, i + 1);
+        r->metrics = reg != NULL ? metrics_reg_shard(reg, i + 1) : NULL;
         if (post_wait(r, CMD_RELOAD) != 0) {
             /* Cannot happen with a live loop; without the answer the old registry stays. */
             log_msg(LOG_ERROR, "worker %zu did not take the new configuration", i + 1);
@@ -428,8 +458,9 @@ static void reload(struct main_ctx *m)
     }
     snap_unref(w->snap);
     w->snap = snap;
-    w->metrics = metrics_reg_shard(reg != NULL ? reg : m->reg, 0);
     if (reg != NULL) {
+        w->metrics = metrics_reg_shard(reg, 0);
+        conn_count_live(w);
         metrics_reg_free(m->reg);
         m->reg = reg;
     }
@@ -597,7 +628,10 @@ static void ctl_cb(uv_async_t *a)
     case CMD_RELOAD:
         snap_unref(w->snap);
         w->snap = r->snap; /* the reference the main thread took for us */
-        w->metrics = r->metrics;
+        if (r->metrics != NULL) {
+            w->metrics = r->metrics;
+            conn_count_live(w);
+        }
         break;
     case CMD_STATUS:
         json_init(&j, r->out);
