@@ -8,6 +8,7 @@ proxy's s2s-out) that fails in one exact way no real server shows on demand. Eve
 connection runs the steps, in the order given, in a thread of its own:
 
   --send DATA       one write of DATA (plaintext)
+  --send-hex HEX    one write of the bytes HEX spells (e.g. a TLS alert record: 15030300020228)
   --wait TEXT       read until TEXT has arrived (since the previous --wait, TLS-free bytes)
   --wait-bytes N    read until N more bytes have arrived (e.g. the start of a ClientHello)
   --sleep SECONDS
@@ -19,7 +20,8 @@ connection runs the steps, in the order given, in a thread of its own:
   --stall           read and drop everything until the other side closes (never answer)
 
 A connection whose steps end without --reset or --fin is closed with a FIN after the other
-side closed (or --max-seconds passed). --no-accept instead listens with a backlog of 0 and
+side closed (or --max-seconds passed). --max-conns N: after N accepted connections the
+listening socket is closed, so that later connects are refused (a server that went away). --no-accept instead listens with a backlog of 0 and
 fills that queue with one connection of its own: every later SYN is dropped by the kernel and
 connects hang (a backend too busy to accept); nothing is ever accepted.
 
@@ -123,6 +125,8 @@ class Conn:
         for kind, value in steps:
             if kind == "send":
                 self.send(os.fsencode(value))
+            elif kind == "send_hex":
+                self.send(bytes.fromhex(value))
             elif kind == "wait":
                 text = os.fsencode(value)
                 while text not in self.buf:
@@ -177,8 +181,10 @@ def main():
     p.add_argument("--cert")
     p.add_argument("--key")
     p.add_argument("--no-accept", action="store_true")
+    p.add_argument("--max-conns", type=int, default=0, metavar="N")
     p.add_argument("--max-seconds", type=float, default=120.0)
     p.add_argument("--send", dest="send", action=Append, metavar="DATA")
+    p.add_argument("--send-hex", dest="send_hex", action=Append, metavar="HEX")
     p.add_argument("--wait", dest="wait", action=Append, metavar="TEXT")
     p.add_argument("--wait-bytes", dest="wait_bytes", action=Append, type=int, metavar="N")
     p.add_argument("--sleep", dest="sleep", action=Append, type=float, metavar="SECONDS")
@@ -222,6 +228,11 @@ def main():
         n += 1
         log(n, f"accept from {peer[0]}:{peer[1]}")
         threading.Thread(target=serve, args=(args, log, n, sock), daemon=True).start()
+        if n == args.max_conns:
+            ls.close()
+            log(n, "no longer listening (--max-conns)")
+            time.sleep(max(0.0, end - time.monotonic()))
+            break
     return 0
 
 
