@@ -18,6 +18,7 @@ start_fake() {
         --max-seconds 100 "$@"
     for ((i = 0; i < 50; i++)); do
         if [ -s "$T/fake-$name.port" ]; then
+            # shellcheck disable=SC2034 # for the test that sources this file
             FAKE_PORT=$(cat "$T/fake-$name.port")
             return 0
         fi

@@ -19,7 +19,8 @@
 # <remote-connection-failed/> and the close line says reason=remote-failed and names the peer
 # and what it did. opp.test (s2s.remotes: tls: opportunistic) answers <starttls/> with
 # <failure/> and then refuses connections: the plaintext retry fails, and the backend gets
-# <remote-connection-failed/> within 5 s.
+# <remote-connection-failed/> within 5 s. Throughout, a held stream to other.test (a second
+# Prosody) stays up.
 #
 # Bugs (seen with this test):
 # 1. conn_peer_read_cb() closes an s2s-out session whose remote resets or closes before the
@@ -61,9 +62,7 @@ start_dnsmasq "" --srv-host="_xmpp-server._tcp.example.test,bad.example.test,$FA
     --srv-host="_xmpp-server._tcp.example.org,xmpp.example.org,$S2S,0,0" \
     --host-record=xmpp.example.org,127.0.0.1
 start_prosody example.test tls "" "$P1"
-PLOG1=$PROSODY_LOG
 start_prosody other.test tls "" "$P2"
-PLOG2=$PROSODY_LOG
 
 cat >"$T/proxy.yaml" <<EOF
 log: { level: info }

@@ -116,6 +116,7 @@ log "good: one reloaded line; a new session gets <policy-violation/> for 20000 b
 
 # A storm of good reloads, 10 in a row, a new session between each (sessions on different
 # snapshots): one "reloaded" line each, nobody dropped.
+# shellcheck disable=SC2317 # called through wait_until
 reloaded_at_least() { [ "$(proxy_log_new | grep -c 'reloaded ')" -ge "$1" ]; }
 proxy_mark
 for i in $(seq 1 10); do
