@@ -87,6 +87,10 @@ void conn_set_detail(struct conn *c, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(c->detail, sizeof(c->detail), fmt, ap);
     va_end(ap);
+    /* The close line quotes it: detail="..." must stay one field for log parsers. */
+    for (char *p = c->detail; *p != '\0'; p++)
+        if (*p == '"')
+            *p = '\'';
 }
 
 void conn_set_state(struct conn *c, enum conn_state next)
@@ -289,6 +293,9 @@ static void fail_later_cb(uv_timer_t *t)
 {
     struct conn *c = t->data;
 
+    if (c->peer.failed && c->lst->kind == CFG_KIND_S2S_OUT &&
+        s2s_out_remote_lost(c, "write failed", c->peer.failed))
+        return; /* s2s_out.c tries the next address */
     if (c->peer.failed)
         conn_close(c, CONN_END_PEER_IO, c->peer.failed);
     else
@@ -459,6 +466,15 @@ static void handshake_step(struct conn *c)
     if (rc < 0) {
         if (c->lst->kind == CFG_KIND_S2S_OUT && !c->peer.failed && s2s_out_tls_failed(c))
             return; /* s2s_out.c tries again */
+        if (c->lst->kind == CFG_KIND_S2S_OUT) {
+            char what[128];
+
+            snprintf(what, sizeof(what), "TLS handshake: %s", tls_last_error(c->tls));
+            if (s2s_out_remote_lost(c, c->peer.failed ? "connection failed in the TLS handshake"
+                                                      : what,
+                                    c->peer.failed ? c->peer.failed : rc))
+                return; /* s2s_out.c tries the next address */
+        }
         if (c->peer.failed) /* the peer hung up: not a TLS failure */
             conn_close(c, c->lst->kind == CFG_KIND_S2S_OUT ? CONN_END_REMOTE : CONN_END_PEER_IO,
                        c->peer.failed);
@@ -586,6 +602,10 @@ void conn_peer_read_cb(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
         return;
     if (nread < 0) {
         c->peer.eof = true;
+        if (c->lst->kind == CFG_KIND_S2S_OUT &&
+            s2s_out_remote_lost(c, nread == UV_EOF ? "closed the connection" : "connection failed",
+                                nread == UV_EOF ? 0 : (int)nread))
+            return; /* s2s_out.c tries the next address */
         if (nread != UV_EOF)
             conn_close(c, CONN_END_PEER_IO, (int)nread);
         else
@@ -690,8 +710,9 @@ static void connect_cb(uv_connect_t *req, int status)
         conn_close(c, CONN_END_NOMEM, -ENOMEM);
         return;
     }
-    /* The handshake timer runs on until the backend's stream header: a backend that accepts
-     * and then says nothing must not hold the client for ever (back_stream_open()). */
+    /* The handshake timer runs on until the backend's <stream:features/> (or its header, for
+     * a pre-1.0 stream): a backend that accepts and then says nothing must not hold the client
+     * for ever. */
     uv_timer_stop(&c->timer);
     uv_timer_start(&c->timer, timeout_cb, c->snap->cfg->handshake_timeout_ms, 0);
     conn_set_state(c, CONN_RELAY);
@@ -933,8 +954,9 @@ static int back_stream_open(void *arg, const struct xmpp_hdr *h)
     struct conn *c = arg;
 
     c->peer_hdr_sent = true; /* the backend's header is relayed as it is (its id matters) */
-    if (!c->back_opened && !c->fail_pending && c->state == CONN_RELAY)
-        uv_timer_stop(&c->timer); /* the backend answered: connect_cb()'s timer is done */
+    /* A pre-1.0 stream has no features (RFC 6120 §4.7.5): its header is all we get. */
+    if (!c->back_opened && !xmpp_in_version_ok(h) && !c->fail_pending && c->state == CONN_RELAY)
+        uv_timer_stop(&c->timer);
     c->back_opened = true;
     return 0;
 }
@@ -946,6 +968,9 @@ static int back_element(void *arg, const struct xmpp_elem *e)
     int err;
 
     if (strcmp(e->name, XMPP_NS_STREAMS "|features") == 0) {
+        /* The backend's stream works: connect_cb()'s handshake timer is done. */
+        if (c->state == CONN_RELAY && !c->fail_pending)
+            uv_timer_stop(&c->timer);
         relay_forward(c, &c->back, e->start);
         err = features_rewrite(e, c->back.w + (e->start - c->back.w_off), c->peer_ip, &out);
         if (err != 0) {
@@ -986,8 +1011,9 @@ static void timeout_cb(uv_timer_t *t)
     if (c->state == CONN_BACKEND_CONNECT)
         conn_fail_stream(c, CONN_END_BACKEND_CONNECT, XTP_EBACKEND, UV_ETIMEDOUT);
     else if (c->state == CONN_RELAY) { /* c2s: connected, but no stream header from it */
-        conn_set_detail(c, "the backend did not open its stream within %llums",
-                        (unsigned long long)c->snap->cfg->handshake_timeout_ms);
+        conn_set_detail(c, "backend %s sent no stream features within "
+                           "limits.handshake_timeout=%llums",
+                        c->back_text, (unsigned long long)c->snap->cfg->handshake_timeout_ms);
         conn_fail_stream(c, CONN_END_BACKEND_PROTOCOL, XTP_EBACKEND, UV_ETIMEDOUT);
     } else
         fail_stream(c, CONN_END_TIMEOUT, UV_ETIMEDOUT);

@@ -142,6 +142,8 @@ static void write_cb(uv_write_t *req, int status)
 
     s->wpending -= wr->len;
     free(wr);
+    if (status == UV_ECANCELED)
+        return; /* we closed the handle (the session ends, or s2s-out tries another address) */
     if (status < 0) {
         conn_fail_later(c, s, status);
         return;

@@ -123,6 +123,13 @@ void s2s_out_tls_done(struct conn *c);
  * resumption the remote refused: once more without the ticket), false to let conn.c close. */
 bool s2s_out_tls_failed(struct conn *c);
 
+/* The remote's connection failed (err < 0), was closed (err 0) or its TLS handshake failed
+ * (err: the TLS code); what says which. Before the stream to the remote is ready this is one
+ * candidate failing: the next one is tried, and when none is left the backend hears
+ * <remote-connection-failed/> (RFC 6120 §3.2.1). Returns true when s2s_out.c took over, false
+ * to let conn.c close (the stream was ready, or the session is not s2s-out). */
+bool s2s_out_remote_lost(struct conn *c, const char *what, int err);
+
 /* conn_close() is ending the session: cancel what is in flight (DNS). */
 void s2s_close(struct conn *c);
 

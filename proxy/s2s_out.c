@@ -469,6 +469,8 @@ static void retry_timer_cb(uv_timer_t *t)
     c->peer.xin = NULL;
     bytes_cleanup(&c->peer.in);
     c->peer.connected = false;
+    c->peer.failed = 0; /* a write error of the attempt that failed */
+    c->fail_pending = false;
     c->peer.reading = false;
     c->peer.eof = false;
     c->peer.stream_closed = false;
@@ -501,8 +503,10 @@ static void remote_failed(struct conn *c, const char *what, int err)
     if (n < sizeof(s->tried) - 1)
         snprintf(s->tried + n, sizeof(s->tried) - n, "%s%s [%s]: %s%s%s", n ? "; " : "", host,
                  ip, what, err ? " " : "", err ? xtp_err_name(err) : "");
-    if (!s->retry_plain && !s->retry_same)
+    if (!s->retry_same) {
         s->cur++;
+        s->retry_plain = false; /* the next address starts with TLS again */
+    }
     s->retry_same = false;
     if (c->state != CONN_OUT_CONNECT)
         conn_set_state(c, CONN_OUT_CONNECT); /* the connect phase again, for another try */
@@ -534,6 +538,15 @@ static void start_client_tls(struct conn *c)
         return;
     }
     conn_start_tls(c, t);
+}
+
+bool s2s_out_remote_lost(struct conn *c, const char *what, int err)
+{
+    if (c->s2s == NULL || (c->state != CONN_OUT_CONNECT && c->state != CONN_OUT_STREAM &&
+                           c->state != CONN_OUT_AUTH))
+        return false;
+    remote_failed(c, what, err);
+    return true;
 }
 
 bool s2s_out_tls_failed(struct conn *c)
@@ -875,7 +888,7 @@ static int remote_element(void *arg, const struct xmpp_elem *e)
             /* A server without TLS may answer <starttls/> with a stream error (Prosody
              * without mod_tls: <unsupported-stanza-type/>) rather than <failure/>. */
             if (cfg_remote_tls(c->snap->cfg, s->remote) == CFG_S2S_TLS_OPPORTUNISTIC) {
-                s->retry_plain = true;
+                s->retry_plain = s->retry_same = true;
                 remote_failed(c, "refused STARTTLS", 0);
                 return XMPP_IN_PAUSE;
             }
@@ -894,7 +907,7 @@ static int remote_element(void *arg, const struct xmpp_elem *e)
     }
     if (c->state == CONN_OUT_STREAM && strcmp(e->name, XMPP_NS_TLS "|failure") == 0) {
         if (cfg_remote_tls(c->snap->cfg, s->remote) == CFG_S2S_TLS_OPPORTUNISTIC) {
-            s->retry_plain = true;
+            s->retry_plain = s->retry_same = true;
             remote_failed(c, "refused STARTTLS", 0);
             return XMPP_IN_PAUSE;
         }

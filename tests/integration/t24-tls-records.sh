@@ -6,7 +6,7 @@
 # client-initiated renegotiation (openssl s_client 'R') is refused (RFC 9325 §3.5: the proxy
 # never renegotiates; the client gives up). A TLS 1.3 KeyUpdate (s_client 'k' and 'K'), which
 # mbedTLS 3.6 cannot process, ends the session cleanly with one close line (which line exactly
-# is checked by pending-tls-keyupdate-log.sh until tls.c names it). Data after the peer's
+# is checked by t27-tls-clear-reasons.sh). Data after the peer's
 # close_notify (a stanza in plaintext and a forged application-data record) is never
 # forwarded: the stanza sent before close_notify is, which shows the pipe was open. Each
 # session logs exactly its open and close lines; the proxy stays alive, with flat memory, and a

@@ -1,7 +1,7 @@
 #!/bin/bash
 # t25-plain-whitespace-flood: whitespace after the pre-TLS stream header must not pile up.
-# Not run by ctest (the name is not tNN-*) until relay.c is fixed; see the bug report in the
-# commit that added it.
+# A regression test from the attack suite (the fix is in relay.c: pre-TLS input is consumed)
+# so that whitespace cannot make the proxy hold memory before TLS.
 #
 # Bug: in PLAIN_STREAM, relay_input() keeps every byte from c->peer.fwd on for "the next
 # round"; conn.c advances fwd (relay_skip) past the header and <starttls/>, but nothing

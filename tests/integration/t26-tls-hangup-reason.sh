@@ -1,6 +1,6 @@
 #!/bin/bash
 # t26-tls-hangup-reason: a client that hangs up in the middle of the handshake is a peer
-# leaving, not a TLS failure. Not run by ctest (the name is not tNN-*) until conn.c is fixed.
+# leaving, not a TLS failure.
 #
 # Bug: the client reads the ServerHello and resets the connection; the proxy is still writing
 # the rest of its flight (Certificate, ...) from inside mbedtls_ssl_handshake(), the write fails

@@ -1,6 +1,6 @@
 #!/bin/bash
-# t27-tls-clear-reasons: two TLS failures whose close line today is a generic library
-# text. Not run by ctest (the name is not tNN-*) until tls.c names them.
+# t27-tls-clear-reasons: two TLS failures that mbedTLS reports with generic codes get a
+# named close line (tls.c name_failure()).
 #
 # 1. A TLS 1.3 KeyUpdate from the peer (RFC 8446 §4.6.3; openssl s_client 'k'). mbedTLS 3.6
 #    cannot process it (design.md §5), so the session ends, which is accepted; but the close

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# pending-s2s-out-remote-reset: s2s-out when the remote vanishes before the stream is ready.
-# Not run by ctest (the name is not tNN-*) until conn.c and s2s_out.c are fixed.
+# t44-s2s-out-remote-reset: s2s-out when the remote vanishes before the stream is ready.
+# (conn.c hands a remote lost before the stream is ready to s2s_out.c, which tries the next one.)
 #
 # example.test's SRV records list two targets, priority 0 a fakepeer.py that fails (restarted
 # for each case on the same port), priority 1 a real Prosody. The "backend" is rawxmpp.py on the

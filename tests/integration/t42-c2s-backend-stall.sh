@@ -1,7 +1,7 @@
 #!/bin/bash
-# pending-c2s-backend-stall: a c2s backend that accepts the TCP connection and then says
-# nothing (or only its stream header, never its features). Not run by ctest (the name is not
-# tNN-*) until conn.c is fixed.
+# t42-c2s-backend-stall: a c2s backend that accepts the TCP connection and then says
+# nothing (or only its stream header, never its features).
+# (conn.c keeps limits.handshake_timeout running until the backend's features.)
 #
 # Bug: connect_cb() (conn.c) stops the session timer as soon as the TCP connect to the backend
 # succeeds and logs the session open. From then on nothing bounds the wait for the backend's
