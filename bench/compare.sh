@@ -99,8 +99,9 @@ for v in REPS K CONC ARRIVAL BASE; do
     '' | *[!0-9]*) die "$v must be a whole number, not '${!v}'" ;;
     esac
 done
-[ "$REPS" -ge 1 ] && [ "$K" -ge 1 ] && [ "$CONC" -ge 1 ] && [ "$ARRIVAL" -ge 1 ] ||
+if [ "$REPS" -lt 1 ] || [ "$K" -lt 1 ] || [ "$CONC" -lt 1 ] || [ "$ARRIVAL" -lt 1 ]; then
     die "XTP_BENCH_REPS, _HANDSHAKES, _CONCURRENCY and _ARRIVAL must be at least 1"
+fi
 { [ "$BASE" -ge 1024 ] && [ "$BASE" -le 65000 ]; } || die "XTP_BENCH_PORT_BASE out of range: $BASE"
 for t in $TARGETS; do
     case "$t" in
@@ -481,8 +482,8 @@ for ((rep = 1; rep <= REPS; rep++)); do
         put "$t" idle "$rep" up "${up:-0}"
         put "$t" idle "$rep" errors "$(result errors "$WORK/runs/$name.out")"
         [ "$mode" = plain ] && lat=setup || lat=tls
-        put "$t" idle "$rep" p50 "$(result ${lat}_p50_us "$WORK/runs/$name.out")"
-        put "$t" idle "$rep" p99 "$(result ${lat}_p99_us "$WORK/runs/$name.out")"
+        put "$t" idle "$rep" p50 "$(result "${lat}_p50_us" "$WORK/runs/$name.out")"
+        put "$t" idle "$rep" p99 "$(result "${lat}_p99_us" "$WORK/runs/$name.out")"
         put "$t" idle "$rep" ver "$(result tls_version "$WORK/runs/$name.out")/$(result cipher "$WORK/runs/$name.out")"
 
         # full, then resumed: K sessions each, CPU of the target and of jabberd2 behind it.
@@ -529,8 +530,8 @@ for ((rep = 1; rep <= REPS; rep++)); do
             put "$t" "$c" "$rep" rate "$(result rate "$o")"
             put "$t" "$c" "$rep" errors "$(result errors "$o")"
             [ "$mode" = plain ] && lat=setup || lat=tls
-            put "$t" "$c" "$rep" p50 "$(result ${lat}_p50_us "$o")"
-            put "$t" "$c" "$rep" p99 "$(result ${lat}_p99_us "$o")"
+            put "$t" "$c" "$rep" p50 "$(result "${lat}_p50_us" "$o")"
+            put "$t" "$c" "$rep" p99 "$(result "${lat}_p99_us" "$o")"
             if [ "$c" = resumed ]; then
                 put "$t" "$c" "$rep" resumed "$(result resumed "$o")/$up"
             fi
@@ -549,15 +550,23 @@ stat() {
             m = NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
             print v[1], m, v[NR], NR }'
 }
+# rmed T1 C1 K1 T2 C2 K2: the median over the rounds of the ratio T1/T2 within each round, so
+# that the drift of the machine's speed between rounds cancels out ("-" without a pair).
+rmed() {
+    awk -v t1="$1" -v c1="$2" -v k1="$3" -v t2="$4" -v c2="$5" -v k2="$6" '
+        $1 == t1 && $2 == c1 && $4 == k1 && $5 != "" { a[$3] = $5 }
+        $1 == t2 && $2 == c2 && $4 == k2 && $5 != "" { b[$3] = $5 }
+        END { for (r in a) if ((r in b) && b[r] > 0) print a[r] / b[r] }' "$WORK/metrics" |
+        sort -g | awk '{ v[NR] = $1 } END {
+            if (NR == 0) { printf "-"; exit }
+            printf "%.2fx", NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
 fld() { awk -v i="$1" '{ print $i }' <<<"$2"; } # fld N "min med max n"
 fmt() { [ -n "$2" ] && awk -v f="$1" -v v="$2" 'BEGIN { printf f, v }' || printf -- '-'; }
-ratio() { [ -n "$1" ] && [ -n "$2" ] && awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2fx", a / b; else printf "-" }' || printf -- '-'; }
 last() { awk -v t="$1" -v c="$2" -v k="$3" '$1 == t && $2 == c && $4 == k { v = $5 } END { print v }' "$WORK/metrics"; }
 
 fl_m=$(stat floor mbedtls us)
 fl_o=$(stat floor openssl us)
-FLOOR_M=$(fld 2 "$fl_m")
-FLOOR_O=$(fld 2 "$fl_o")
 cpu_model=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)
 
 printf '\nxmpp-tls-proxy side by side, %s (bench/compare.sh%s)\n' "$(date -u '+%Y-%m-%d %H:%M UTC')" \
@@ -581,35 +590,35 @@ printf "$hdr" target case "sessions/s" "CPU/session" "1-core" "vs" "vs mbed" "vs
 printf "$hdr" "" "" "med (max)" "min/med us" "cap/s" "proxy" "floor" "floor" "/full" "CPU us" "CPU us" "srv/cli" "p50/p99 ms" "min/med KB" ""
 for t in "${TLIST[@]}"; do
     own=${T_OWN[$t]}
-    case "$own" in mbedtls) ownfl=$FLOOR_M ;; openssl) ownfl=$FLOOR_O ;; *) ownfl= ;; esac
     label=${T_LABEL[$t]}
     for c in full resumed idle; do
         rt=$(stat "$t" "$c" rate)
         [ -n "$rt" ] || continue
         cpu=$(stat "$t" "$c" cpu)
         med=$(fld 2 "$cpu")
-        pcpu=$(fld 2 "$(stat proxy "$c" cpu)")
         errs=$(awk -v t="$t" -v c="$c" '$1 == t && $2 == c && $4 == "errors" { s += $5 } END { print s + 0 }' "$WORK/metrics")
         p50=$(fld 2 "$(stat "$t" "$c" p50)")
         p99=$(fld 2 "$(stat "$t" "$c" p99)")
         lat=$(awk -v a="$p50" -v b="$p99" 'BEGIN { printf "%.1f/%.1f", a / 1000, b / 1000 }')
         if [ "$c" = idle ]; then
             rss=$(stat "$t" idle rss)
-            prss=$(fld 2 "$(stat proxy idle rss)")
-            printf "$hdr" "$label" "idle" "$(fmt '%.0f' "$(fld 2 "$rt")")" "" "" "$(ratio "$(fld 2 "$rss")" "$prss")" \
+            printf "$hdr" "$label" "idle" "$(fmt '%.0f' "$(fld 2 "$rt")")" "" "" "$(rmed "$t" idle rss proxy idle rss)" \
                 "" "" "" "" "" "" "$lat" \
                 "$([ -n "$rss" ] && printf '%s/%s' "$(fld 1 "$rss")" "$(fld 2 "$rss")" || printf -- '-')" "$errs"
         else
             resf=-
-            if [ "$c" = resumed ]; then
-                resf=$(ratio "$med" "$(fld 2 "$(stat "$t" full cpu)")")
+            [ "$c" = full ] || resf=$(rmed "$t" resumed cpu "$t" full cpu)
+            flm=-
+            flo=-
+            if [ "$own" != none ]; then
+                flm=$(rmed "$t" "$c" cpu floor mbedtls us)
+                flo=$(rmed "$t" "$c" cpu floor "$own" us)
             fi
             printf "$hdr" "$label" "$c" \
                 "$(fmt '%.0f' "$(fld 2 "$rt")") ($(fmt '%.0f' "$(fld 3 "$rt")"))" \
                 "$([ -n "$cpu" ] && printf '%s/%s' "$(fld 1 "$cpu")" "$med" || printf -- '-')" \
                 "$([ -n "$med" ] && [ "$med" -gt 0 ] && awk -v m="$med" 'BEGIN { printf "%.0f", 1e6 / m }' || printf -- '-')" \
-                "$(ratio "$med" "$pcpu")" "$([ "$own" = none ] && printf -- '-' || ratio "$med" "$FLOOR_M")" \
-                "$([ "$own" = none ] && printf -- '-' || ratio "$med" "$ownfl")" "$resf" \
+                "$(rmed "$t" "$c" cpu proxy "$c" cpu)" "$flm" "$flo" "$resf" \
                 "$(fmt '%.0f' "$(fld 2 "$(stat "$t" "$c" bk)")")" \
                 "$(fmt '%.0f' "$(fld 2 "$(stat "$t" "$c" cli)")")" \
                 "$(fmt '%.0f' "$(fld 2 "$(stat "$t" "$c" sbusy)")")%/$(fmt '%.0f' "$(fld 2 "$(stat "$t" "$c" cbusy)")")%" \
@@ -623,9 +632,10 @@ cat <<EOF
   CPU/session: utime+stime of the target's processes over a case, divided by its sessions (for
     the resumed case, plus the priming one); for jabberd2's own TLS, its c2s; for plaintext, c2s.
   1-core cap/s = 1e6 / median CPU/session: the handshakes one core of this VM could carry.
-  vs proxy: median CPU over the proxy's (idle rows: RSS over the proxy's). vs mbed floor / vs own
-    floor: median CPU over the crypto floor of mbedTLS / of the target's own TLS library
-    (mbedTLS for the proxy, OpenSSL for the others).
+  Ratios are taken within each round, then their median is shown: vs proxy: CPU over the
+    proxy's (idle rows: RSS over the proxy's); vs mbed floor / vs own floor: CPU over the
+    round's crypto floor of mbedTLS / of the target's own TLS library (mbedTLS for the proxy,
+    OpenSSL for the others); resumed/full: resumed CPU over full CPU.
   jabberd2 CPU: its router, sm and c2s behind a front (router and sm only for its own TLS and
     for plaintext, whose c2s is the target). client CPU: xtp-load per session.
   busy: CPU time over the setup's wall time, server (all its threads) / load generator (one
@@ -653,7 +663,7 @@ if [ "${XTP_BENCH_PERF:-0}" = 1 ]; then
         [ -f "$f" ] || continue
         printf '\nperf, round 1, %s, full handshakes: CPU by library\n' "$t"
         perf report -i "$f" --no-children --sort dso --stdio 2>/dev/null |
-            grep -E '^ +[0-9]+\.[0-9]+%' | sed -n '1,8p' | sed 's/^ */    /'
+            grep -E '^ +[0-9]+\.[0-9]+%' | sed -n '1,8p' | awk '{ printf "    %7s  %s\n", $1, $2 }'
         if [ "$t" = proxy ]; then
             # Inclusive shares of the calls mbedTLS 3.6 makes for a TLS 1.3 handshake's
             # asymmetric work (they do not nest in each other), as in c2s.sh.
