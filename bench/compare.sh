@@ -212,6 +212,22 @@ cpu_ticks() {
     echo "$sum"
 }
 
+# machine_ticks: the whole machine's busy time (every CPU, every process, ours and others'),
+# in clock ticks, from the cpu line of /proc/stat: user, nice, system, irq, softirq, steal.
+machine_ticks() {
+    awk '$1 == "cpu" { print $2 + $3 + $4 + $7 + $8 + $9; exit }' /proc/stat
+}
+
+now_s() { date +%s.%N; }
+
+# other_pct DM DT DB DL W: the CPU share (% of one core) of work that is none of ours over W
+# seconds: machine ticks DM minus target DT, jabberd2 DB and load generator DL.
+other_pct() {
+    awk -v m="$1" -v t="$2" -v b="$3" -v l="$4" -v w="$5" -v hz="$HZ" 'BEGIN {
+        o = w > 0 ? (m - t - b - l) / hz / w * 100 : 0
+        printf "%.0f", o < 0 ? 0 : o }'
+}
+
 # rss_kb PID...: the sum of their VmRSS.
 rss_kb() {
     local pid sum=0
@@ -450,6 +466,10 @@ for ((rep = 1; rep <= REPS; rep++)); do
         say "round $rep, $t: $IDLE idle sessions at $ARRIVAL/s"
         name="$t.idle.$rep"
         r0=$(rss_kb "${TGT_PIDS[@]}")
+        c0=$(cpu_ticks "${TGT_PIDS[@]}")
+        b0=$(cpu_ticks "${BK_PIDS[@]}")
+        m0=$(machine_ticks)
+        w0=$(now_s)
         rm -f "$WORK/ready"
         secs=$((IDLE / ARRIVAL + 30))
         "$LOAD" --domain "$DOMAIN" "${largs[@]}" -n "$IDLE" -c 1000 --arrival-rate "$ARRIVAL" \
@@ -463,6 +483,12 @@ for ((rep = 1; rep <= REPS; rep++)); do
         done
         r1=
         if [ -f "$WORK/ready" ]; then
+            # The ramp is over: the CPU it took, the target's and the rest of the machine's.
+            c1=$(cpu_ticks "${TGT_PIDS[@]}")
+            b1=$(cpu_ticks "${BK_PIDS[@]}")
+            l1=$(cpu_ticks "$LOAD_PID")
+            m1=$(machine_ticks)
+            w=$(awk -v a="$w0" -v b="$(now_s)" 'BEGIN { print b - a }')
             sleep 0.5 # the last features and tickets settle
             r1=$(rss_kb "${TGT_PIDS[@]}")
         fi
@@ -477,6 +503,10 @@ for ((rep = 1; rep <= REPS; rep++)); do
         up=$(result up "$WORK/runs/$name.out")
         if [ -n "$r1" ] && [ "${up:-0}" -gt 0 ]; then
             put "$t" idle "$rep" rss "$(awk -v a="$r0" -v b="$r1" -v n="$up" 'BEGIN { printf "%.1f", (b - a) / n }')"
+            put "$t" idle "$rep" cpu "$(awk -v d=$((c1 - c0)) -v hz="$HZ" -v n="$up" 'BEGIN { printf "%.0f", d * 1e6 / hz / n }')"
+            put "$t" idle "$rep" sbusy "$(awk -v d=$((c1 - c0)) -v hz="$HZ" -v w="$w" 'BEGIN { printf "%.0f", d / hz / w * 100 }')"
+            put "$t" idle "$rep" cbusy "$(awk -v d="$l1" -v hz="$HZ" -v w="$w" 'BEGIN { printf "%.0f", d / hz / w * 100 }')"
+            put "$t" idle "$rep" other "$(other_pct $((m1 - m0)) $((c1 - c0)) $((b1 - b0)) "$l1" "$w")"
         fi
         put "$t" idle "$rep" rate "$(result rate "$WORK/runs/$name.out")"
         put "$t" idle "$rep" up "${up:-0}"
@@ -507,9 +537,13 @@ for ((rep = 1; rep <= REPS; rep++)); do
             fi
             c0=$(cpu_ticks "${TGT_PIDS[@]}")
             b0=$(cpu_ticks "${BK_PIDS[@]}")
+            m0=$(machine_ticks)
+            w0=$(now_s)
             load "$name" "${largs[@]}" -n "$K" -c "$CONC" --timeout 120 "${extra[@]}"
             c1=$(cpu_ticks "${TGT_PIDS[@]}")
             b1=$(cpu_ticks "${BK_PIDS[@]}")
+            m1=$(machine_ticks)
+            w=$(awk -v a="$w0" -v b="$(now_s)" 'BEGIN { print b - a }')
             if [ -n "$PERF_PID" ]; then
                 kill -INT "$PERF_PID" 2>/dev/null
                 wait "$PERF_PID" 2>/dev/null || true
@@ -526,6 +560,8 @@ for ((rep = 1; rep <= REPS; rep++)); do
                 # busy: CPU time over the setup's wall time (100% = one core saturated).
                 put "$t" "$c" "$rep" sbusy "$(awk -v d=$((c1 - c0)) -v hz="$HZ" -v s="$(result setup_s "$o")" 'BEGIN { printf "%.0f", (s > 0 ? d / hz / s * 100 : 0) }')"
                 put "$t" "$c" "$rep" cbusy "$(awk -v c="$(result cpu_s "$o")" -v s="$(result setup_s "$o")" 'BEGIN { printf "%.0f", (s > 0 ? c / s * 100 : 0) }')"
+                put "$t" "$c" "$rep" other "$(other_pct $((m1 - m0)) $((c1 - c0)) $((b1 - b0)) \
+                    "$(awk -v c="$(result cpu_s "$o")" -v hz="$HZ" 'BEGIN { printf "%.0f", c * hz }')" "$w")"
             fi
             put "$t" "$c" "$rep" rate "$(result rate "$o")"
             put "$t" "$c" "$rep" errors "$(result errors "$o")"
@@ -585,9 +621,9 @@ printf '\n'
 printf 'full/resumed: %d sessions per round, %d in setup at once, each ends its stream when set up\n' "$K" "$CONC"
 printf 'idle: %d sessions opened at %d/s (open loop), held idle %s\n\n' "$IDLE" "$ARRIVAL" "$IDLE_NOTE"
 
-hdr='%-32s %-8s %13s %13s %7s %7s %7s %7s %7s %8s %9s %9s %17s %13s %6s\n'
-printf "$hdr" target case "sessions/s" "CPU/session" "1-core" "vs" "vs mbed" "vs own" "resumed" "jabberd2" "client" "busy" "TLS handshake" "RSS/session" errors
-printf "$hdr" "" "" "med (max)" "min/med us" "cap/s" "proxy" "floor" "floor" "/full" "CPU us" "CPU us" "srv/cli" "p50/p99 ms" "min/med KB" ""
+hdr='%-32s %-8s %13s %13s %7s %7s %7s %7s %7s %8s %9s %9s %6s %17s %13s %6s\n'
+printf "$hdr" target case "sessions/s" "CPU/session" "1-core" "vs" "vs mbed" "vs own" "resumed" "jabberd2" "client" "busy" "other" "TLS handshake" "RSS/session" errors
+printf "$hdr" "" "" "med (max)" "min/med us" "cap/s" "proxy" "floor" "floor" "/full" "CPU us" "CPU us" "srv/cli" "work" "p50/p99 ms" "min/med KB" ""
 for t in "${TLIST[@]}"; do
     own=${T_OWN[$t]}
     label=${T_LABEL[$t]}
@@ -600,10 +636,13 @@ for t in "${TLIST[@]}"; do
         p50=$(fld 2 "$(stat "$t" "$c" p50)")
         p99=$(fld 2 "$(stat "$t" "$c" p99)")
         lat=$(awk -v a="$p50" -v b="$p99" 'BEGIN { printf "%.1f/%.1f", a / 1000, b / 1000 }')
+        busy="$(fmt '%.0f' "$(fld 2 "$(stat "$t" "$c" sbusy)")")%/$(fmt '%.0f' "$(fld 2 "$(stat "$t" "$c" cbusy)")")%"
+        other="$(fmt '%.0f' "$(fld 2 "$(stat "$t" "$c" other)")")%"
         if [ "$c" = idle ]; then
             rss=$(stat "$t" idle rss)
-            printf "$hdr" "$label" "idle" "$(fmt '%.0f' "$(fld 2 "$rt")")" "" "" "$(rmed "$t" idle rss proxy idle rss)" \
-                "" "" "" "" "" "" "$lat" \
+            printf "$hdr" "$label" "idle" "$(fmt '%.0f' "$(fld 2 "$rt")")" \
+                "$([ -n "$cpu" ] && printf '%s/%s' "$(fld 1 "$cpu")" "$med" || printf -- '-')" "" \
+                "$(rmed "$t" idle rss proxy idle rss)" "" "" "" "" "" "$busy" "$other" "$lat" \
                 "$([ -n "$rss" ] && printf '%s/%s' "$(fld 1 "$rss")" "$(fld 2 "$rss")" || printf -- '-')" "$errs"
         else
             resf=-
@@ -621,8 +660,7 @@ for t in "${TLIST[@]}"; do
                 "$(rmed "$t" "$c" cpu proxy "$c" cpu)" "$flm" "$flo" "$resf" \
                 "$(fmt '%.0f' "$(fld 2 "$(stat "$t" "$c" bk)")")" \
                 "$(fmt '%.0f' "$(fld 2 "$(stat "$t" "$c" cli)")")" \
-                "$(fmt '%.0f' "$(fld 2 "$(stat "$t" "$c" sbusy)")")%/$(fmt '%.0f' "$(fld 2 "$(stat "$t" "$c" cbusy)")")%" \
-                "$lat" "" "$errs"
+                "$busy" "$other" "$lat" "" "$errs"
         fi
         label=""
     done
@@ -639,8 +677,11 @@ cat <<EOF
   jabberd2 CPU: its router, sm and c2s behind a front (router and sm only for its own TLS and
     for plaintext, whose c2s is the target). client CPU: xtp-load per session.
   busy: CPU time over the setup's wall time, server (all its threads) / load generator (one
-    thread): 100% is one core. The two vCPUs are shared with jabberd2 and other work, so a
-    rate is the machine's, and the CPU per session is the comparable number.
+    thread): 100% is one core. other work: the rest of the machine's busy time (/proc/stat)
+    over the same wall time, i.e. what neither the target, jabberd2 nor the load generator
+    used. The two vCPUs are shared with jabberd2 and that other work, so a rate is the
+    machine's, and the CPU per session is the comparable number. Idle rows: CPU/session and
+    busy over the ramp (handshake, stream, and upkeep of the sessions already open).
   TLS handshake: client-side, from the first byte out to Finished (plaintext: connect to
     features); full/resumed rows at concurrency $CONC (closed loop), idle rows at $ARRIVAL/s (open
     loop). RSS/session: VmRSS of the fresh target while N sessions are held, minus before, / N.
