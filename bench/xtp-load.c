@@ -94,6 +94,7 @@ struct opts {
     unsigned msg_size;
     double hold; /* seconds idle once every session is up */
     const char *ready_file;
+    const char *latency_log;
     double timeout;
     double hs_timeout;
 };
@@ -193,6 +194,7 @@ struct load {
     uint64_t t0, t_setup0, t_setup_end, t_phase_end;
     uint64_t msgs_sent, msgs_rcvd;
     struct lat setup, tls, login, msg;
+    FILE *latency_log; /* --latency-log: one line per session set up, owned */
     char tls_version[32], cipher[64];
 };
 
@@ -531,6 +533,10 @@ static void tls_step(struct sess *s)
         else if (resumed == 0)
             ld->full++;
         (void)lat_push(&ld->tls, s->t_tls_done - s->t_tls);
+        if (ld->latency_log != NULL)
+            fprintf(ld->latency_log, "%u %.6f %.3f\n", s->idx,
+                    (double)(s->t_tls - ld->t_setup0) / 1e9,
+                    (double)(s->t_tls_done - s->t_tls) / 1e6);
     }
     s->st = S_FEAT; /* RFC 6120 §5.4.3.3: a new stream over TLS */
     if (out_fmt(s, STREAM_HEADER, ld->o.domain) != 0 || flush(s) != 0)
@@ -1209,6 +1215,8 @@ static void usage(FILE *f)
             "  --msg-size B        bytes per <message/> (200)\n"
             "  --hold S            seconds to stay idle once all are up, without --rate (0)\n"
             "  --ready-file F      written once every session is up (hold or messages)\n"
+            "  --latency-log F     per TLS handshake: session, start (s since the setup began),\n"
+            "                      handshake latency (ms); to see when the slow ones happen\n"
             "  --timeout S         bound on the whole run (120)\n"
             "  --handshake-timeout S  bound on one session's setup (10)\n",
 #ifdef XTP_LOAD_OPENSSL
@@ -1326,6 +1334,8 @@ static int parse_args(int argc, char **argv, struct opts *o)
             ok = parse_double(v, 0, 3600, &o->hold);
         } else if (strcmp(a, "--ready-file") == 0) {
             o->ready_file = v;
+        } else if (strcmp(a, "--latency-log") == 0) {
+            o->latency_log = v;
         } else if (strcmp(a, "--timeout") == 0) {
             ok = parse_double(v, 1, 7200, &o->timeout);
         } else if (strcmp(a, "--handshake-timeout") == 0) {
@@ -1499,6 +1509,10 @@ int main(int argc, char **argv)
         return 2;
     }
     ld->keep = o->login || o->rate > 0 || o->hold > 0;
+    if (o->latency_log != NULL && (ld->latency_log = fopen(o->latency_log, "w")) == NULL) {
+        fprintf(stderr, "xtp-load: %s: %s\n", o->latency_log, strerror(errno));
+        return 2;
+    }
     srand((unsigned)now_ns());
 
     if (o->mode != MODE_PLAIN) {
@@ -1537,6 +1551,8 @@ int main(int argc, char **argv)
     uv_run(ld->loop, UV_RUN_DEFAULT);
     if (ld->tls_conf != NULL)
         o->lib->conf_free(ld->tls_conf);
+    if (ld->latency_log != NULL)
+        fclose(ld->latency_log);
     if (ld->t_setup_end == 0)
         ld->t_setup_end = now_ns();
     report(ld);
