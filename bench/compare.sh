@@ -619,7 +619,7 @@ printf 'crypto floor per full handshake (sign + x25519), min/median/max of the r
 [ -n "$fl_o" ] && printf ', OpenSSL %s/%s/%s us' "$(fld 1 "$fl_o")" "$(fld 2 "$fl_o")" "$(fld 3 "$fl_o")"
 printf '\n'
 printf 'full/resumed: %d sessions per round, %d in setup at once, each ends its stream when set up\n' "$K" "$CONC"
-printf 'idle: %d sessions opened at %d/s (open loop), held idle %s\n\n' "$IDLE" "$ARRIVAL" "$IDLE_NOTE"
+printf 'idle: %d sessions opened at %d/s (open loop), held idle%s\n\n' "$IDLE" "$ARRIVAL" "${IDLE_NOTE:+ $IDLE_NOTE}"
 
 hdr='%-32s %-8s %13s %13s %7s %7s %7s %7s %7s %8s %9s %9s %6s %17s %13s %6s\n'
 printf "$hdr" target case "sessions/s" "CPU/session" "1-core" "vs" "vs mbed" "vs own" "resumed" "jabberd2" "client" "busy" "other" "TLS handshake" "RSS/session" errors
