@@ -16,7 +16,7 @@
 #   bench/c2s.sh BUILD_DIR
 #
 # BUILD_DIR holds xmpp-tls-proxy and bench/{xtp-load,crypto-floor} (the normal CMake build).
-# Environment (defaults in brackets): XTP_BENCH_PORT_BASE [46200]: jabberd2 c2s listens on
+# Environment (defaults in brackets): XTP_BENCH_PORT_BASE [23200]: jabberd2 c2s listens on
 # BASE+22, the proxy on BASE+23 (STARTTLS) and BASE+24 (Direct TLS), all on 127.0.0.1;
 # XTP_BENCH_HANDSHAKES [2000] sessions per case in (b); XTP_BENCH_CONCURRENCY [16] sessions in
 # setup at a time; XTP_BENCH_IDLE [1000] sessions in (c); XTP_BENCH_PAIRS [100],
@@ -32,7 +32,7 @@ set -euo pipefail
 
 SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 DOMAIN=example.test
-BASE=${XTP_BENCH_PORT_BASE:-46200}
+BASE=${XTP_BENCH_PORT_BASE:-23200}
 K=${XTP_BENCH_HANDSHAKES:-2000}
 CONC=${XTP_BENCH_CONCURRENCY:-16}
 IDLE=${XTP_BENCH_IDLE:-1000}
@@ -61,6 +61,11 @@ for v in BASE K CONC IDLE PAIRS RATE DURATION; do
     esac
 done
 { [ "$BASE" -ge 1024 ] && [ "$BASE" -le 65000 ]; } || die "XTP_BENCH_PORT_BASE out of range: $BASE"
+# A listening port inside the ephemeral range can be the local port of a connection still in
+# TIME-WAIT (the load generator's own, from an earlier run), and then bind() fails.
+read -r eph_lo eph_hi </proc/sys/net/ipv4/ip_local_port_range
+[ $((BASE + 24)) -lt "$eph_lo" ] || [ $((BASE + 22)) -gt "$eph_hi" ] ||
+    die "ports $((BASE + 22))-$((BASE + 24)) overlap the ephemeral range $eph_lo-$eph_hi: set XTP_BENCH_PORT_BASE"
 BACKEND_PORT=$((BASE + 22))
 STARTTLS_PORT=$((BASE + 23))
 DIRECT_PORT=$((BASE + 24))

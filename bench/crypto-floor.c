@@ -12,7 +12,10 @@
  * So the floor per handshake is sign + keygen + shared secret, for each group. ECDSA verify is
  * printed too: a client pays it for CertificateVerify and again for the certificate chain.
  *
- *   crypto-floor --key tests/certs/example.test.key [-n ITERATIONS]
+ *   crypto-floor --key tests/certs/example.test.key [-n ITERATIONS] [--lib mbedtls|openssl]
+ *
+ * --lib openssl (when built with OpenSSL) measures the same operations the way OpenSSL 3's
+ * libssl makes them (floor_openssl.c): the floor of stunnel, HAProxy and jabberd2.
  *
  * Times are CPU time of this thread (CLOCK_THREAD_CPUTIME_ID) per operation, after a short
  * warm-up. Output: a table on stdout, then one "RESULT key=value ..." line for scripts. Exit
@@ -31,6 +34,8 @@
 #include <mbedtls/pk.h>
 #include <mbedtls/version.h>
 #include <psa/crypto.h>
+
+#include "floor_openssl.h"
 
 #define WARMUP 10
 
@@ -52,11 +57,36 @@ static double per_op_us(const struct timer *t)
     return t->ops ? (double)t->ns / 1e3 / t->ops : 0;
 }
 
-static void row(const char *what, const struct timer *t)
+static void row(const char *what, double us)
 {
-    double us = per_op_us(t);
-
     printf("  %-44s %9.1f us %9.0f /s\n", what, us, us > 0 ? 1e6 / us : 0);
+}
+
+/* The table and the RESULT line, the same for both libraries. */
+static void print_times(const char *lib, const char *version, unsigned long n,
+                        const struct floor_times *t)
+{
+    double floor_x = t->sign_us + t->x25519_gen_us + t->x25519_dh_us;
+    double floor_p = t->sign_us + t->p256_gen_us + t->p256_dh_us;
+
+    printf("crypto-floor: %s %s, %lu iterations each, CPU time per operation\n", lib, version, n);
+    row("ECDSA P-256 sign (SHA-256, server key)", t->sign_us);
+    row("ECDSA P-256 verify (client side)", t->verify_us);
+    row("X25519 key generation + public key", t->x25519_gen_us);
+    row("X25519 shared secret", t->x25519_dh_us);
+    row("secp256r1 key generation + public key", t->p256_gen_us);
+    row("secp256r1 shared secret", t->p256_dh_us);
+    printf("  floor per full TLS 1.3 server handshake (sign + key exchange):\n");
+    printf("    x25519    %9.1f us = %6.0f handshakes/s per core\n", floor_x, 1e6 / floor_x);
+    printf("    secp256r1 %9.1f us = %6.0f handshakes/s per core\n", floor_p, 1e6 / floor_p);
+    /* The version has no spaces in the RESULT line (OpenSSL's text has some). */
+    printf("RESULT lib=%s version=", lib);
+    for (const char *c = version; *c; c++)
+        putchar(*c == ' ' ? '_' : *c);
+    printf(" n=%lu sign_us=%.1f verify_us=%.1f x25519_gen_us=%.1f x25519_dh_us=%.1f "
+           "p256_gen_us=%.1f p256_dh_us=%.1f floor_x25519_us=%.1f floor_p256_us=%.1f\n",
+           n, t->sign_us, t->verify_us, t->x25519_gen_us, t->x25519_dh_us, t->p256_gen_us,
+           t->p256_dh_us, floor_x, floor_p);
 }
 
 static int fail_mbedtls(const char *what, int rc)
@@ -158,9 +188,16 @@ static int bench_ecdsa(mbedtls_pk_context *pk, mbedtls_ctr_drbg_context *drbg, u
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: crypto-floor --key FILE [-n ITERATIONS]\n"
+    fprintf(f, "usage: crypto-floor --key FILE [-n ITERATIONS] [--lib mbedtls|openssl]\n"
                "  --key FILE   the server's private key (PEM; ECDSA P-256 for the TLS 1.3 floor)\n"
-               "  -n N         iterations of each operation (default 1000)\n");
+               "  -n N         iterations of each operation (default 1000)\n"
+               "  --lib L      mbedtls (default)"
+#ifdef XTP_FLOOR_OPENSSL
+               " or openssl"
+#else
+               " (openssl: not built in)"
+#endif
+               "\n");
 }
 
 int main(int argc, char **argv)
@@ -171,8 +208,9 @@ int main(int argc, char **argv)
     mbedtls_ctr_drbg_context drbg;
     mbedtls_pk_context pk;
     struct timer sign = {0}, verify = {0}, xgen = {0}, xdh = {0}, pgen = {0}, pdh = {0};
+    struct floor_times ft;
     char version[32];
-    double floor_x, floor_p;
+    bool openssl = false;
     int rc, status = 1;
 
     for (int i = 1; i < argc; i++) {
@@ -187,6 +225,20 @@ int main(int argc, char **argv)
                 fprintf(stderr, "crypto-floor: -n wants 1..1000000, not '%s'\n", argv[i]);
                 return 2;
             }
+        } else if (strcmp(argv[i], "--lib") == 0 && i + 1 < argc) {
+            i++;
+            openssl = strcmp(argv[i], "openssl") == 0;
+            if (!openssl && strcmp(argv[i], "mbedtls") != 0) {
+                fprintf(stderr, "crypto-floor: --lib wants mbedtls or openssl, not '%s'\n",
+                        argv[i]);
+                return 2;
+            }
+#ifndef XTP_FLOOR_OPENSSL
+            if (openssl) {
+                fprintf(stderr, "crypto-floor: built without OpenSSL: no --lib openssl\n");
+                return 2;
+            }
+#endif
         } else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
             usage(stdout);
             return 0;
@@ -199,6 +251,16 @@ int main(int argc, char **argv)
         usage(stderr);
         return 2;
     }
+#ifdef XTP_FLOOR_OPENSSL
+    if (openssl) {
+        const char *ov;
+
+        rc = floor_openssl_run(key_path, (unsigned)n, &ft, &ov);
+        if (rc == 0)
+            print_times("OpenSSL", ov, n, &ft);
+        return rc;
+    }
+#endif
     if (psa_crypto_init() != PSA_SUCCESS) {
         fprintf(stderr, "crypto-floor: psa_crypto_init failed\n");
         return 1;
@@ -230,23 +292,15 @@ int main(int argc, char **argv)
     }
 
     mbedtls_version_get_string(version);
-    floor_x = per_op_us(&sign) + per_op_us(&xgen) + per_op_us(&xdh);
-    floor_p = per_op_us(&sign) + per_op_us(&pgen) + per_op_us(&pdh);
-    printf("crypto-floor: mbedTLS %s, %lu iterations each, CPU time per operation\n", version, n);
-    row("ECDSA P-256 sign (SHA-256, server key)", &sign);
-    row("ECDSA P-256 verify (client side)", &verify);
-    row("X25519 key generation + public key", &xgen);
-    row("X25519 shared secret", &xdh);
-    row("secp256r1 key generation + public key", &pgen);
-    row("secp256r1 shared secret", &pdh);
-    printf("  floor per full TLS 1.3 server handshake (sign + key exchange):\n");
-    printf("    x25519    %9.1f us = %6.0f handshakes/s per core\n", floor_x, 1e6 / floor_x);
-    printf("    secp256r1 %9.1f us = %6.0f handshakes/s per core\n", floor_p, 1e6 / floor_p);
-    printf("RESULT mbedtls=%s n=%lu sign_us=%.1f verify_us=%.1f x25519_gen_us=%.1f "
-           "x25519_dh_us=%.1f p256_gen_us=%.1f p256_dh_us=%.1f floor_x25519_us=%.1f "
-           "floor_p256_us=%.1f\n",
-           version, n, per_op_us(&sign), per_op_us(&verify), per_op_us(&xgen), per_op_us(&xdh),
-           per_op_us(&pgen), per_op_us(&pdh), floor_x, floor_p);
+    ft = (struct floor_times){
+        .sign_us = per_op_us(&sign),
+        .verify_us = per_op_us(&verify),
+        .x25519_gen_us = per_op_us(&xgen),
+        .x25519_dh_us = per_op_us(&xdh),
+        .p256_gen_us = per_op_us(&pgen),
+        .p256_dh_us = per_op_us(&pdh),
+    };
+    print_times("mbedTLS", version, n, &ft);
     status = 0;
 done:
     mbedtls_pk_free(&pk);

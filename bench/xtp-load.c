@@ -1,7 +1,8 @@
-/* xtp-load.c: an XMPP c2s load generator for the benchmarks (bench/c2s.sh).
+/* xtp-load.c: an XMPP c2s load generator for the benchmarks (bench/c2s.sh, bench/compare.sh).
  *
- * One thread, one libuv loop; every session is a non-blocking socket watched with uv_poll, and
- * mbedTLS 3.6 is the TLS client (its BIO reads and writes the socket directly). A session is:
+ * One thread, one libuv loop; every session is a non-blocking socket watched with uv_poll. The TLS
+ * client is mbedTLS 3.6 or, with --tls-lib openssl, OpenSSL 3 (load_tls.h: both read and write
+ * the socket directly). A session is:
  *
  *   starttls: plaintext header -> </stream:features> -> <starttls/> -> <proceed/> -> TLS
  *             handshake -> header over TLS -> </stream:features>          (RFC 6120 §5)
@@ -10,10 +11,12 @@
  *
  * then, with --login, SASL PLAIN as PREFIX<i>/PASSWORD, the stream restart, resource binding
  * and initial presence (RFC 6120 §6-7, RFC 6121 §4.2). The run opens --sessions sessions with at
- * most --concurrency in setup at a time. Without --login, --rate or --hold a session ends its
- * stream as soon as it is set up (handshake rate); otherwise all stay open until every one is
- * set up, then exchange messages (--rate per session and second, for --duration seconds, between
- * sessions 2k and 2k+1) and/or stay idle for --hold seconds, then end their streams.
+ * most --concurrency in setup at a time, and with --arrival-rate at most that many new sessions
+ * per second (an open loop, so setup latencies include the server's queueing). Without --login,
+ * --rate or --hold a session ends its stream as soon as it is set up (handshake rate);
+ * otherwise all stay open until every one is set up, then exchange messages (--rate per session
+ * and second, for --duration seconds, between sessions 2k and 2k+1) and/or stay idle for --hold
+ * seconds, then end their streams.
  *
  * Each message body carries its send time (CLOCK_MONOTONIC, this process), so the receiver
  * measures the exact one-way latency. Everything is bounded: --timeout for the whole run,
@@ -44,13 +47,8 @@
 #include <uv.h>
 
 #include <mbedtls/base64.h>
-#include <mbedtls/ctr_drbg.h>
-#include <mbedtls/entropy.h>
-#include <mbedtls/error.h>
-#include <mbedtls/net_sockets.h>
-#include <mbedtls/ssl.h>
-#include <mbedtls/x509_crt.h>
-#include <psa/crypto.h>
+
+#include "load_tls.h"
 
 #define ARRAY_SIZE(a)      (sizeof(a) / sizeof((a)[0]))
 #define SWEEP_MS           50 /* timeouts and phase changes are checked this often */
@@ -81,10 +79,12 @@ struct opts {
     enum mode mode;
     unsigned sessions;
     unsigned concurrency;
-    bool resume;   /* reuse the ticket a first (uncounted) session received */
-    bool psk_only; /* resumed TLS 1.3 handshakes offer psk_ke only (no ECDHE) */
-    int tls;       /* 0: 1.2 or 1.3, 12: 1.2 only, 13: 1.3 only */
-    uint16_t group;
+    double arrival_rate; /* sessions started per second (open loop); 0: as fast as -c allows */
+    const struct load_tls_lib *lib; /* the TLS client library */
+    bool resume;                    /* reuse the ticket a first (uncounted) session received */
+    bool psk_only;                  /* resumed TLS 1.3 handshakes offer psk_ke only (no ECDHE) */
+    int tls;                        /* 0: 1.2 or 1.3, 12: 1.2 only, 13: 1.3 only */
+    bool secp256r1;                 /* the TLS 1.3 key share group, else x25519 */
     const char *ca;
     bool login;
     const char *user_prefix;
@@ -94,6 +94,7 @@ struct opts {
     unsigned msg_size;
     double hold; /* seconds idle once every session is up */
     const char *ready_file;
+    const char *latency_log;
     double timeout;
     double hs_timeout;
 };
@@ -148,22 +149,19 @@ struct sess {
     unsigned idx;
     int fd;
     enum sstate st;
-    bool primer;   /* the session that fetches a ticket for --resume; not counted */
-    bool counted;  /* setup finished (up or failed) and counted */
-    bool ssl_init; /* ssl needs mbedtls_ssl_free() */
-    bool hs_done;  /* TLS is up: reads and writes go through ssl */
-    bool verified; /* the verify callback saw a certificate: a full handshake */
+    bool primer;  /* the session that fetches a ticket for --resume; not counted */
+    bool counted; /* setup finished (up or failed) and counted */
+    bool hs_done; /* TLS is up: reads and writes go through tls */
     bool want_write;
-    bool recv_eagain;  /* the last BIO read found the socket empty */
     bool shut_pending; /* closing: shut down our side once out is flushed */
     int events;        /* what poll watches now */
     int handles;       /* open libuv handles */
     uv_poll_t poll;
     uv_timer_t tick; /* message sending */
     bool tick_init;
-    mbedtls_ssl_context ssl;
+    void *tls;          /* owned: the ld->o.lib session */
     struct buf in, out; /* plaintext */
-    size_t tls_pend;    /* length of the mbedtls_ssl_write() to repeat after WANT_WRITE */
+    size_t tls_pend;    /* length of the TLS write to repeat after WANT_WRITE */
     uint64_t t_start, t_tls, t_tls_done, t_feat, t_close;
     uint32_t seq;
 };
@@ -182,15 +180,10 @@ struct load {
     uv_loop_t *loop;
     uv_timer_t sweep;
     struct sockaddr_in addr;
-    struct sess *s;  /* o.sessions entries */
-    struct sess prm; /* the primer */
-    mbedtls_entropy_context entropy;
-    mbedtls_ctr_drbg_context drbg;
-    mbedtls_ssl_config conf_full, conf_resume;
-    mbedtls_x509_crt ca;
-    bool have_ca;
-    mbedtls_ssl_session saved;
-    bool have_saved;
+    struct sess *s;    /* o.sessions entries */
+    struct sess prm;   /* the primer */
+    uv_timer_t arrive; /* --arrival-rate: starts the next sessions on time */
+    void *tls_conf;    /* owned: the ld->o.lib configuration */
     enum phase phase;
     bool keep; /* sessions stay open once up */
     unsigned next, in_setup, open, up, failed;
@@ -201,6 +194,7 @@ struct load {
     uint64_t t0, t_setup0, t_setup_end, t_phase_end;
     uint64_t msgs_sent, msgs_rcvd;
     struct lat setup, tls, login, msg;
+    FILE *latency_log; /* --latency-log: one line per session set up, owned */
     char tls_version[32], cipher[64];
 };
 
@@ -304,9 +298,8 @@ static void closed_cb(uv_handle_t *h)
         return;
     close(s->fd);
     s->fd = -1;
-    if (s->ssl_init)
-        mbedtls_ssl_free(&s->ssl);
-    s->ssl_init = false;
+    s->ld->o.lib->sess_free(s->tls);
+    s->tls = NULL;
     buf_free(&s->in);
     buf_free(&s->out);
     s->ld->open--;
@@ -369,12 +362,12 @@ __attribute__((format(printf, 3, 4))) static void sess_fail(struct sess *s, enum
     sess_close(s);
 }
 
-static void tls_fail(struct sess *s, const char *what, int rc)
+/* Fails the session after a TLS call returned LOAD_TLS_CLOSED or LOAD_TLS_FAILED: a closed
+ * connection counts as kind closed, anything else as E_TLS. */
+static void tls_fail(struct sess *s, enum err_kind closed, int rc)
 {
-    char msg[128];
-
-    mbedtls_strerror(rc, msg, sizeof(msg));
-    sess_fail(s, E_TLS, "%s: -0x%04x %s", what, (unsigned)-rc, msg);
+    sess_fail(s, rc == LOAD_TLS_CLOSED ? closed : E_TLS, "%s (state %d)",
+              s->ld->o.lib->error(s->tls), s->st);
 }
 
 /* ---- output ----------------------------------------------------------------------------- */
@@ -408,7 +401,7 @@ static void shut_our_side(struct sess *s)
 {
     s->shut_pending = false;
     if (s->hs_done)
-        (void)mbedtls_ssl_close_notify(&s->ssl); /* best effort: the FIN follows anyway */
+        s->ld->o.lib->close_notify(s->tls); /* best effort: the FIN follows anyway */
     shutdown(s->fd, SHUT_WR);
 }
 
@@ -421,19 +414,20 @@ static int flush(struct sess *s)
         ssize_t n;
 
         if (s->hs_done) {
-            /* mbedTLS: after WANT_WRITE, call again with the same length. */
+            /* After WANT_WRITE, call again with the same length (load_tls.h). */
             if (s->tls_pend)
                 len = s->tls_pend;
             else if (len > 16384)
                 len = 16384;
             s->want_write = false;
-            n = mbedtls_ssl_write(&s->ssl, (const unsigned char *)s->out.p, len);
-            if (n == MBEDTLS_ERR_SSL_WANT_WRITE || n == MBEDTLS_ERR_SSL_WANT_READ) {
+            n = s->ld->o.lib->write(s->tls, s->out.p, len);
+            if (n == LOAD_TLS_WANT_WRITE || n == LOAD_TLS_WANT_READ) {
+                s->want_write = n == LOAD_TLS_WANT_WRITE;
                 s->tls_pend = len;
                 break;
             }
             if (n < 0) {
-                tls_fail(s, "write", (int)n);
+                tls_fail(s, E_EOF, (int)n);
                 return -1;
             }
             s->tls_pend = 0;
@@ -479,105 +473,32 @@ static void sess_end_stream(struct sess *s)
 
 /* ---- TLS -------------------------------------------------------------------------------- */
 
-static int bio_send(void *ctx, const unsigned char *buf, size_t len)
-{
-    struct sess *s = ctx;
-    ssize_t n;
-
-    do
-        n = send(s->fd, buf, len, MSG_NOSIGNAL);
-    while (n < 0 && errno == EINTR);
-    if (n >= 0)
-        return (int)n;
-    if (errno == EAGAIN || errno == EWOULDBLOCK) {
-        s->want_write = true;
-        return MBEDTLS_ERR_SSL_WANT_WRITE;
-    }
-    return MBEDTLS_ERR_NET_SEND_FAILED;
-}
-
-static int bio_recv(void *ctx, unsigned char *buf, size_t len)
-{
-    struct sess *s = ctx;
-    ssize_t n;
-
-    do
-        n = recv(s->fd, buf, len, 0);
-    while (n < 0 && errno == EINTR);
-    if (n > 0)
-        return (int)n;
-    if (n == 0)
-        return MBEDTLS_ERR_SSL_CONN_EOF;
-    if (errno == EAGAIN || errno == EWOULDBLOCK) {
-        s->recv_eagain = true;
-        return MBEDTLS_ERR_SSL_WANT_READ;
-    }
-    return MBEDTLS_ERR_NET_RECV_FAILED;
-}
-
-/* Called for each certificate of the server's chain: only a full handshake has one. */
-static int verify_cb(void *arg, mbedtls_x509_crt *crt, int depth, uint32_t *flags)
-{
-    struct sess *s = arg;
-
-    s->verified = true;
-    return 0; /* keep mbedTLS's verdict in *flags */
-}
-
-static void save_ticket(struct sess *s)
-{
-    struct load *ld = s->ld;
-    int rc;
-
-    if (!s->primer || ld->have_saved)
-        return;
-    rc = mbedtls_ssl_get_session(&s->ssl, &ld->saved);
-    if (rc != 0) {
-        tls_fail(s, "mbedtls_ssl_get_session", rc);
-        return;
-    }
-    ld->have_saved = true;
-}
-
 static void process(struct sess *s);
 
 /* Decrypts everything available into s->in. Returns 0, or -1 after closing the session. */
 static int tls_read_all(struct sess *s)
 {
-    unsigned char tmp[READ_CHUNK];
-    unsigned idle = 0; /* WANT_READs in a row that did not reach the socket */
+    const struct load_tls_lib *lib = s->ld->o.lib;
+    char tmp[READ_CHUNK];
 
     for (;;) {
-        int n;
+        int n = lib->read(s->tls, tmp, sizeof(tmp));
 
-        s->recv_eagain = false;
-        n = mbedtls_ssl_read(&s->ssl, tmp, sizeof(tmp));
         if (n > 0) {
-            idle = 0;
             if (buf_append(&s->in, tmp, (size_t)n) != 0) {
                 sess_fail(s, E_STREAM, "out of memory");
                 return -1;
             }
             continue;
         }
-        if (n == MBEDTLS_ERR_SSL_RECEIVED_NEW_SESSION_TICKET) {
-            save_ticket(s);
-            if (s->st == S_DONE)
-                return -1;
-            continue;
-        }
-        if (n == MBEDTLS_ERR_SSL_WANT_READ || n == MBEDTLS_ERR_SSL_WANT_WRITE) {
-            /* A post-handshake message (NewSessionTicket) also ends in WANT_READ while more
-             * records may be buffered: go on until the socket itself is empty. */
-            if (!s->recv_eagain && n == MBEDTLS_ERR_SSL_WANT_READ && ++idle < 64)
-                continue;
+        if (n == LOAD_TLS_WANT_READ)
+            return 0;
+        if (n == LOAD_TLS_WANT_WRITE) { /* a post-handshake reply is waiting for the socket */
+            s->want_write = true;
+            update_poll(s);
             return 0;
         }
-        if (n == 0 || n == MBEDTLS_ERR_SSL_PEER_CLOSE_NOTIFY || n == MBEDTLS_ERR_SSL_CONN_EOF) {
-            sess_fail(s, E_EOF, "the server closed the TLS stream in state %d", s->st);
-            return -1;
-        }
-        tls_fail(s, "read", n);
+        tls_fail(s, E_EOF, n);
         return -1;
     }
 }
@@ -585,39 +506,42 @@ static int tls_read_all(struct sess *s)
 static void tls_step(struct sess *s)
 {
     struct load *ld = s->ld;
-    int rc;
+    const struct load_tls_lib *lib = ld->o.lib;
+    int rc, resumed;
 
     s->want_write = false;
-    rc = mbedtls_ssl_handshake(&s->ssl);
-    if (rc == MBEDTLS_ERR_SSL_WANT_READ || rc == MBEDTLS_ERR_SSL_WANT_WRITE) {
+    rc = lib->handshake(s->tls);
+    if (rc == LOAD_TLS_WANT_READ || rc == LOAD_TLS_WANT_WRITE) {
+        s->want_write = rc == LOAD_TLS_WANT_WRITE;
         update_poll(s);
         return;
     }
     if (rc != 0) {
-        tls_fail(s, "handshake", rc);
+        tls_fail(s, E_TLS, rc);
         return;
     }
     s->hs_done = true;
     s->t_tls_done = now_ns();
     if (ld->tls_version[0] == '\0') {
-        snprintf(ld->tls_version, sizeof(ld->tls_version), "%s", mbedtls_ssl_get_version(&s->ssl));
-        snprintf(ld->cipher, sizeof(ld->cipher), "%s", mbedtls_ssl_get_ciphersuite(&s->ssl));
+        snprintf(ld->tls_version, sizeof(ld->tls_version), "%s", lib->version(s->tls));
+        snprintf(ld->cipher, sizeof(ld->cipher), "%s", lib->cipher(s->tls));
     }
-    if (mbedtls_ssl_get_version_number(&s->ssl) == MBEDTLS_SSL_VERSION_TLS1_2)
-        save_ticket(s); /* TLS 1.2: the ticket came inside the handshake (RFC 5077) */
-    if (s->st == S_DONE)
-        return;
     if (!s->primer) {
-        if (ld->have_ca && s->verified)
-            ld->full++;
-        else if (ld->have_ca)
+        resumed = lib->resumed(s->tls);
+        if (resumed == 1)
             ld->resumed++;
+        else if (resumed == 0)
+            ld->full++;
         (void)lat_push(&ld->tls, s->t_tls_done - s->t_tls);
+        if (ld->latency_log != NULL)
+            fprintf(ld->latency_log, "%u %.6f %.3f\n", s->idx,
+                    (double)(s->t_tls - ld->t_setup0) / 1e9,
+                    (double)(s->t_tls_done - s->t_tls) / 1e6);
     }
     s->st = S_FEAT; /* RFC 6120 §5.4.3.3: a new stream over TLS */
     if (out_fmt(s, STREAM_HEADER, ld->o.domain) != 0 || flush(s) != 0)
         return;
-    if (tls_read_all(s) != 0) /* records may already sit in mbedTLS's buffer */
+    if (tls_read_all(s) != 0) /* records may already sit in the library's buffer */
         return;
     process(s);
 }
@@ -625,23 +549,16 @@ static void tls_step(struct sess *s)
 static void tls_start(struct sess *s)
 {
     struct load *ld = s->ld;
-    bool resume = ld->o.resume && !s->primer;
-    int rc;
+    char err[160];
+    enum load_tls_role role = s->primer      ? LOAD_TLS_PRIMER
+                              : ld->o.resume ? LOAD_TLS_RESUME
+                                             : LOAD_TLS_FRESH;
 
-    mbedtls_ssl_init(&s->ssl);
-    s->ssl_init = true;
-    rc = mbedtls_ssl_setup(&s->ssl, resume ? &ld->conf_resume : &ld->conf_full);
-    if (rc == 0)
-        rc = mbedtls_ssl_set_hostname(&s->ssl, ld->o.domain); /* SNI and the name check */
-    if (rc == 0 && resume)
-        rc = mbedtls_ssl_set_session(&s->ssl, &ld->saved);
-    if (rc != 0) {
-        tls_fail(s, "setup", rc);
+    s->tls = ld->o.lib->sess_new(ld->tls_conf, s->fd, role, err, sizeof(err));
+    if (s->tls == NULL) {
+        sess_fail(s, E_TLS, "%s", err);
         return;
     }
-    if (ld->have_ca)
-        mbedtls_ssl_set_verify(&s->ssl, verify_cb, s);
-    mbedtls_ssl_set_bio(&s->ssl, s, bio_send, bio_recv, NULL);
     s->st = S_HANDSHAKE;
     s->t_tls = now_ns();
     tls_step(s);
@@ -741,11 +658,7 @@ static void sess_up(struct sess *s)
 
     s->st = S_UP;
     if (s->primer) {
-        if (!ld->have_saved)
-            save_ticket(s);
-        if (s->st == S_DONE)
-            return;
-        if (!ld->have_saved) {
+        if (!ld->o.lib->have_ticket(ld->tls_conf)) {
             sess_fail(s, E_TLS, "the server sent no session ticket: cannot --resume");
             return;
         }
@@ -1149,6 +1062,34 @@ static void start_run(struct load *ld)
     write_ready_file(ld);
 }
 
+static void arrive_cb(uv_timer_t *t)
+{
+    pump(t->data);
+}
+
+/* The setup phase starts now; with --arrival-rate, a timer paces the session starts. */
+static void setup_begin(struct load *ld)
+{
+    double period_ms = ld->o.arrival_rate > 0 ? 1000.0 / ld->o.arrival_rate : 0;
+
+    ld->phase = P_SETUP;
+    ld->t_setup0 = now_ns();
+    if (period_ms > 0)
+        uv_timer_start(&ld->arrive, arrive_cb, 0, period_ms < 1 ? 1 : (uint64_t)period_ms);
+}
+
+/* With --arrival-rate R, session i may start at t_setup0 + i / R: the schedule does not slow
+ * down when the server does (open loop), so the latencies include the queueing. */
+static bool arrival_due(const struct load *ld)
+{
+    double elapsed;
+
+    if (ld->o.arrival_rate <= 0)
+        return true;
+    elapsed = (double)(now_ns() - ld->t_setup0) / 1e9;
+    return (double)ld->next <= elapsed * ld->o.arrival_rate;
+}
+
 /* Starts what may start and moves to the next phase when the current one is over. */
 static void pump(struct load *ld)
 {
@@ -1159,18 +1100,19 @@ static void pump(struct load *ld)
         return;
     }
     if (ld->phase == P_PRIME) {
-        if (!ld->have_saved || ld->prm.st != S_DONE)
+        if (!ld->o.lib->have_ticket(ld->tls_conf) || ld->prm.st != S_DONE)
             return;
-        ld->phase = P_SETUP;
-        ld->t_setup0 = now_ns();
+        setup_begin(ld);
     }
     switch (ld->phase) {
     case P_SETUP:
-        while (ld->next < o->sessions && ld->in_setup < o->concurrency) {
+        while (ld->next < o->sessions && ld->in_setup < o->concurrency && arrival_due(ld)) {
             unsigned i = ld->next++;
 
             sess_start(ld, &ld->s[i], i, false);
         }
+        if (ld->next == o->sessions)
+            uv_timer_stop(&ld->arrive);
         if (ld->up + ld->failed < o->sessions)
             return;
         if (!ld->keep) {
@@ -1241,54 +1183,13 @@ static void sweep_cb(uv_timer_t *t)
         (ld->msgs_rcvd + ld->errs[E_BOUNCED] >= ld->msgs_sent || now >= ld->t_phase_end))
         close_all(ld);
     pump(ld);
-    if (ld->phase == P_END)
+    if (ld->phase == P_END) {
         uv_close((uv_handle_t *)&ld->sweep, NULL);
+        uv_close((uv_handle_t *)&ld->arrive, NULL);
+    }
 }
 
 /* ---- setup and report ------------------------------------------------------------------- */
-
-static int conf_setup(struct load *ld, mbedtls_ssl_config *c, bool for_resume)
-{
-    static const char *alpn[] = {"xmpp-client", NULL};
-    static uint16_t groups[3];
-    const struct opts *o = &ld->o;
-    int rc;
-
-    mbedtls_ssl_config_init(c);
-    rc = mbedtls_ssl_config_defaults(c, MBEDTLS_SSL_IS_CLIENT, MBEDTLS_SSL_TRANSPORT_STREAM,
-                                     MBEDTLS_SSL_PRESET_DEFAULT);
-    if (rc != 0)
-        return rc;
-    mbedtls_ssl_conf_rng(c, mbedtls_ctr_drbg_random, &ld->drbg);
-    mbedtls_ssl_conf_min_tls_version(c, o->tls == 13 ? MBEDTLS_SSL_VERSION_TLS1_3
-                                                     : MBEDTLS_SSL_VERSION_TLS1_2);
-    mbedtls_ssl_conf_max_tls_version(c, o->tls == 12 ? MBEDTLS_SSL_VERSION_TLS1_2
-                                                     : MBEDTLS_SSL_VERSION_TLS1_3);
-    if (ld->have_ca) {
-        mbedtls_ssl_conf_authmode(c, MBEDTLS_SSL_VERIFY_REQUIRED);
-        mbedtls_ssl_conf_ca_chain(c, &ld->ca, NULL);
-    } else {
-        mbedtls_ssl_conf_authmode(c, MBEDTLS_SSL_VERIFY_NONE);
-    }
-    /* TLS 1.3: the one group offered gets the key share, so the server uses it without a
-     * HelloRetryRequest. TLS 1.2 (RFC 8422 §5.1): supported_groups also limits the curve of
-     * the server's ECDSA certificate, P-256 here, so secp256r1 must be in the list as well. */
-    groups[0] = o->group;
-    groups[1] = o->tls == 12 && o->group != MBEDTLS_SSL_IANA_TLS_GROUP_SECP256R1
-                    ? MBEDTLS_SSL_IANA_TLS_GROUP_SECP256R1
-                    : MBEDTLS_SSL_IANA_TLS_GROUP_NONE;
-    groups[2] = MBEDTLS_SSL_IANA_TLS_GROUP_NONE;
-    mbedtls_ssl_conf_groups(c, groups);
-    if (o->mode == MODE_DIRECT && (rc = mbedtls_ssl_conf_alpn_protocols(c, alpn)) != 0)
-        return rc;
-    mbedtls_ssl_conf_session_tickets(c, MBEDTLS_SSL_SESSION_TICKETS_ENABLED);
-    if (o->resume)
-        mbedtls_ssl_conf_tls13_enable_signal_new_session_tickets(
-            c, MBEDTLS_SSL_TLS1_3_SIGNAL_NEW_SESSION_TICKETS_ENABLED);
-    if (for_resume && o->psk_only)
-        mbedtls_ssl_conf_tls13_key_exchange_modes(c, MBEDTLS_SSL_TLS1_3_KEY_EXCHANGE_MODE_PSK);
-    return 0;
-}
 
 static void usage(FILE *f)
 {
@@ -1298,12 +1199,16 @@ static void usage(FILE *f)
             "  --domain D          stream 'to', SNI and certificate name (example.test)\n"
             "  -n, --sessions N    sessions to open (100)\n"
             "  -c, --concurrency C sessions in setup at a time (10)\n"
+            "  --arrival-rate R    start R sessions per second (open loop; -c still caps\n"
+            "                      the sessions in setup); default: as fast as -c allows\n"
+            "  --tls-lib L         the client's TLS library: mbedtls (default)%s\n"
             "  --resume            resume TLS with the ticket a first, uncounted session got\n"
             "  --psk-only          with --resume: TLS 1.3 psk_ke (no ECDHE) instead of psk_dhe_ke\n"
+            "                      (openssl: psk_ke next to psk_dhe_ke)\n"
             "  --tls 1.2|1.3       only this TLS version (default: 1.2 or 1.3)\n"
             "  --group G           x25519 (default) or secp256r1: the only group offered\n"
-            "  --ca FILE           verify the server's certificate against FILE (needed to\n"
-            "                      tell resumed from full handshakes); default: no verification\n"
+            "  --ca FILE           verify the server's certificate against FILE (mbedtls needs\n"
+            "                      it to tell resumed from full handshakes); default: none\n"
             "  --login             SASL PLAIN as PREFIX<i>/PASSWORD, bind, initial presence\n"
             "  --user-prefix P     (user)   --password P (secret)\n"
             "  --rate R            messages per second and session once all are up (0)\n"
@@ -1311,8 +1216,16 @@ static void usage(FILE *f)
             "  --msg-size B        bytes per <message/> (200)\n"
             "  --hold S            seconds to stay idle once all are up, without --rate (0)\n"
             "  --ready-file F      written once every session is up (hold or messages)\n"
+            "  --latency-log F     per TLS handshake: session, start (s since the setup began),\n"
+            "                      handshake latency (ms); to see when the slow ones happen\n"
             "  --timeout S         bound on the whole run (120)\n"
-            "  --handshake-timeout S  bound on one session's setup (10)\n");
+            "  --handshake-timeout S  bound on one session's setup (10)\n",
+#ifdef XTP_LOAD_OPENSSL
+            " or openssl"
+#else
+            " (openssl: not built in)"
+#endif
+    );
 }
 
 static bool parse_double(const char *s, double lo, double hi, double *out)
@@ -1349,7 +1262,7 @@ static int parse_args(int argc, char **argv, struct opts *o)
         .mode = MODE_STARTTLS,
         .sessions = 100,
         .concurrency = 10,
-        .group = MBEDTLS_SSL_IANA_TLS_GROUP_X25519,
+        .lib = &load_tls_mbedtls,
         .user_prefix = "user",
         .password = "secret",
         .duration = 10,
@@ -1396,8 +1309,16 @@ static int parse_args(int argc, char **argv, struct opts *o)
             o->tls = strcmp(v, "1.2") == 0 ? 12 : 13;
         } else if (strcmp(a, "--group") == 0) {
             ok = strcmp(v, "x25519") == 0 || strcmp(v, "secp256r1") == 0;
-            o->group = strcmp(v, "x25519") == 0 ? MBEDTLS_SSL_IANA_TLS_GROUP_X25519
-                                                : MBEDTLS_SSL_IANA_TLS_GROUP_SECP256R1;
+            o->secp256r1 = strcmp(v, "secp256r1") == 0;
+        } else if (strcmp(a, "--tls-lib") == 0) {
+            ok = strcmp(v, "mbedtls") == 0;
+            o->lib = &load_tls_mbedtls;
+#ifdef XTP_LOAD_OPENSSL
+            if (strcmp(v, "openssl") == 0)
+                o->lib = &load_tls_openssl, ok = true;
+#endif
+        } else if (strcmp(a, "--arrival-rate") == 0) {
+            ok = parse_double(v, 0, 100000, &o->arrival_rate);
         } else if (strcmp(a, "--ca") == 0) {
             o->ca = v;
         } else if (strcmp(a, "--user-prefix") == 0) {
@@ -1414,6 +1335,8 @@ static int parse_args(int argc, char **argv, struct opts *o)
             ok = parse_double(v, 0, 3600, &o->hold);
         } else if (strcmp(a, "--ready-file") == 0) {
             o->ready_file = v;
+        } else if (strcmp(a, "--latency-log") == 0) {
+            o->latency_log = v;
         } else if (strcmp(a, "--timeout") == 0) {
             ok = parse_double(v, 1, 7200, &o->timeout);
         } else if (strcmp(a, "--handshake-timeout") == 0) {
@@ -1506,21 +1429,25 @@ static void report(struct load *ld)
     mmax = lat_max(&ld->msg);
     resumed_pct = ld->resumed + ld->full ? 100.0 * ld->resumed / (ld->resumed + ld->full) : 0;
 
-    printf("xtp-load %s %s:%d domain=%s sessions=%u concurrency=%u%s%s%s\n", mode_names[o->mode],
-           o->host, o->port, o->domain, o->sessions, o->concurrency,
+    printf("xtp-load %s %s:%d domain=%s sessions=%u concurrency=%u", mode_names[o->mode], o->host,
+           o->port, o->domain, o->sessions, o->concurrency);
+    if (o->arrival_rate > 0)
+        printf(" arrival-rate=%g/s", o->arrival_rate);
+    printf("%s%s%s%s%s\n",
+           o->mode == MODE_PLAIN ? "" : " tls-lib=", o->mode == MODE_PLAIN ? "" : o->lib->name,
            o->resume ? (o->psk_only ? " resume=psk_ke" : " resume=psk_dhe_ke") : "",
            o->login ? " login" : "",
-           o->mode == MODE_PLAIN                           ? ""
-           : o->group == MBEDTLS_SSL_IANA_TLS_GROUP_X25519 ? " group=x25519"
-                                                           : " group=secp256r1");
+           o->mode == MODE_PLAIN ? ""
+           : o->secp256r1        ? " group=secp256r1"
+                                 : " group=x25519");
     if (o->mode != MODE_PLAIN)
         printf("  tls:      %s %s\n", ld->tls_version[0] ? ld->tls_version : "-",
                ld->cipher[0] ? ld->cipher : "-");
-    if (o->mode != MODE_PLAIN && ld->have_ca)
+    if (o->mode != MODE_PLAIN && ld->resumed + ld->full > 0)
         printf("            %u of %u handshakes resumed (%.1f%%)\n", ld->resumed,
                ld->resumed + ld->full, resumed_pct);
     else if (o->mode != MODE_PLAIN)
-        printf("            resumed or not: unknown without --ca\n");
+        printf("            resumed or not: unknown (%s needs --ca to tell)\n", o->lib->name);
     printf("  setup:    %u up, %u failed", ld->up, ld->failed);
     if (ld->up + ld->failed < o->sessions)
         printf(", %u never started", o->sessions - ld->up - ld->failed);
@@ -1549,11 +1476,12 @@ static void report(struct load *ld)
            "setup_p50_us=%u setup_p90_us=%u setup_p99_us=%u tls_p50_us=%u tls_p90_us=%u "
            "tls_p99_us=%u login_p50_us=%u resumed=%u full=%u tls_version=%s cipher=%s "
            "msgs_sent=%" PRIu64 " msgs_rcvd=%" PRIu64 " msg_p50_us=%u msg_p90_us=%u "
-           "msg_p99_us=%u msg_max_us=%u cpu_s=%.3f\n",
+           "msg_p99_us=%u msg_max_us=%u cpu_s=%.3f tls_lib=%s\n",
            mode_names[o->mode], o->sessions, ld->up, ld->failed, errors, setup_s, rate, s50, s90,
            s99, t50, t90, t99, l50, ld->resumed, ld->full,
            ld->tls_version[0] ? ld->tls_version : "none", ld->cipher[0] ? ld->cipher : "none",
-           ld->msgs_sent, ld->msgs_rcvd, m50, m90, m99, mmax, cpu_s);
+           ld->msgs_sent, ld->msgs_rcvd, m50, m90, m99, mmax, cpu_s,
+           o->mode == MODE_PLAIN ? "none" : o->lib->name);
     fflush(stdout);
 }
 
@@ -1562,7 +1490,6 @@ int main(int argc, char **argv)
     static struct load load;
     struct load *ld = &load;
     const struct opts *o = &ld->o;
-    int rc;
 
     if (parse_args(argc, argv, &ld->o) != 0) {
         usage(stderr);
@@ -1583,32 +1510,27 @@ int main(int argc, char **argv)
         return 2;
     }
     ld->keep = o->login || o->rate > 0 || o->hold > 0;
+    if (o->latency_log != NULL && (ld->latency_log = fopen(o->latency_log, "w")) == NULL) {
+        fprintf(stderr, "xtp-load: %s: %s\n", o->latency_log, strerror(errno));
+        return 2;
+    }
     srand((unsigned)now_ns());
 
     if (o->mode != MODE_PLAIN) {
-        if (psa_crypto_init() != PSA_SUCCESS) { /* TLS 1.3 in mbedTLS 3.6 needs PSA */
-            fprintf(stderr, "xtp-load: psa_crypto_init failed\n");
-            return 2;
-        }
-        mbedtls_entropy_init(&ld->entropy);
-        mbedtls_ctr_drbg_init(&ld->drbg);
-        mbedtls_x509_crt_init(&ld->ca);
-        mbedtls_ssl_session_init(&ld->saved);
-        rc = mbedtls_ctr_drbg_seed(&ld->drbg, mbedtls_entropy_func, &ld->entropy,
-                                   (const unsigned char *)"xtp-load", 8);
-        if (rc == 0 && o->ca != NULL) {
-            rc = mbedtls_x509_crt_parse_file(&ld->ca, o->ca);
-            ld->have_ca = rc == 0;
-        }
-        if (rc == 0)
-            rc = conf_setup(ld, &ld->conf_full, false);
-        if (rc == 0)
-            rc = conf_setup(ld, &ld->conf_resume, true);
-        if (rc != 0) {
-            char msg[128];
+        struct load_tls_opts to = {
+            .domain = o->domain,
+            .ca = o->ca,
+            .version = o->tls,
+            .secp256r1 = o->secp256r1,
+            .alpn = o->mode == MODE_DIRECT,
+            .tickets = o->resume,
+            .psk_only = o->psk_only,
+        };
+        char err[160];
 
-            mbedtls_strerror(rc, msg, sizeof(msg));
-            fprintf(stderr, "xtp-load: TLS setup: %s\n", msg);
+        ld->tls_conf = o->lib->conf_new(&to, err, sizeof(err));
+        if (ld->tls_conf == NULL) {
+            fprintf(stderr, "xtp-load: TLS setup (%s): %s\n", o->lib->name, err);
             return 2;
         }
     }
@@ -1618,15 +1540,20 @@ int main(int argc, char **argv)
     ld->sweep.data = ld;
     uv_timer_init(ld->loop, &ld->sweep);
     uv_timer_start(&ld->sweep, sweep_cb, SWEEP_MS, SWEEP_MS);
+    ld->arrive.data = ld;
+    uv_timer_init(ld->loop, &ld->arrive);
     if (o->resume) {
         ld->phase = P_PRIME;
         sess_start(ld, &ld->prm, UINT_MAX, true);
     } else {
-        ld->phase = P_SETUP;
-        ld->t_setup0 = now_ns();
+        setup_begin(ld);
         pump(ld);
     }
     uv_run(ld->loop, UV_RUN_DEFAULT);
+    if (ld->tls_conf != NULL)
+        o->lib->conf_free(ld->tls_conf);
+    if (ld->latency_log != NULL)
+        fclose(ld->latency_log);
     if (ld->t_setup_end == 0)
         ld->t_setup_end = now_ns();
     report(ld);
