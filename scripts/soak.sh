@@ -24,8 +24,9 @@
 #   XTP_SOAK_SESSIONS [2000]  sessions kept logged in (an even number)
 #   XTP_SOAK_RATE [0.5]       messages per second and session
 #   XTP_SOAK_RAMP [50]        logins per second until every pair has been up once
-#   XTP_SOAK_CHURN [10]       logins per second afterwards (pair lifetimes average
-#                             SESSIONS/CHURN seconds, from 0.1x to 1.9x that)
+#   XTP_SOAK_CHURN [10]       logins per second at most afterwards (pair lifetimes average
+#                             1.25*SESSIONS/CHURN seconds, from 0.1x to 1.9x that, so
+#                             logins run at about 80% of it)
 #   XTP_SOAK_WARMUP [300]     seconds after the ramp before the first RSS window
 #   XTP_SOAK_WINDOW [60]      seconds averaged for each RSS value
 #   XTP_SOAK_RSS_TOLERANCE [5]  percent
@@ -86,7 +87,9 @@ for v in RATE RAMP CHURN TOL; do
     '' | *[!0-9.]* | *.*.*) die "$v must be a number, not '${!v}'" ;;
     esac
 done
-[ $((SESSIONS % 2)) -eq 0 ] && [ "$SESSIONS" -ge 2 ] || die "XTP_SOAK_SESSIONS must be even"
+if [ $((SESSIONS % 2)) -ne 0 ] || [ "$SESSIONS" -lt 2 ]; then
+    die "XTP_SOAK_SESSIONS must be even"
+fi
 [ "$SAMPLE" -ge 1 ] || die "XTP_SOAK_SAMPLE must be at least 1"
 command -v sqlite3 >/dev/null || die "sqlite3 not found (scripts/deps.sh test)"
 [ -x /usr/sbin/jabberd2-c2s ] || die "jabberd2 not installed (scripts/deps.sh test)"
@@ -298,9 +301,10 @@ kill -0 "$PROXY_PID" 2>/dev/null || proxy_alive=0
 
 # Every session has ended on the client's side; the proxy may still be draining some (it
 # reads a closing peer's input for up to 2 s). Wait, bounded, for the descriptors to settle.
-fd_end=?
-rss_idle=?
-sessions_live=?
+fd_end='?'
+rss_idle='?'
+sessions_live='?'
+sessions_total='?'
 if [ "$proxy_alive" = 1 ]; then
     for ((i = 0; i < 150; i++)); do
         fd_end=$(fd_count "$PROXY_PID")
@@ -373,7 +377,7 @@ fails=()
 if grep -Eq 'ERROR: (Address|Leak|Thread|Memory)Sanitizer|runtime error:' "$PROXY_LOG"; then
     fails+=("sanitizer report in the proxy log")
 fi
-rss_warm=? rss_end=? rss_pct=? rss_max=?
+rss_warm='?' rss_end='?' rss_pct='?' rss_max='?'
 read -r kind a b c na nb a0 b0 mx <<<"$rss_line" || true
 case "$kind" in
 ok)
