@@ -36,6 +36,12 @@
 #   XTP_SOAK_PLAIN=1          the baseline: the client logs in to jabberd2 itself, without TLS
 #                             and without the proxy (which still runs, idle), to tell the
 #                             backend's own failures from the proxy's
+#   XTP_SOAK_FAULTS=1         the checker's self-test: the client logs in to jabberd2 (plain,
+#                             no proxy) through tests/soak/fault-relay.py, which drops,
+#                             duplicates, reorders and corrupts messages on purpose; the run
+#                             passes only when the client counts exactly the faults the relay
+#                             made (lost = dropped + corrupted, dup, reordered, bad checksum),
+#                             each at least once, and nothing else. No fd or RSS verdict.
 #   XTP_SOAK_KEEP=1           keep the work folder (logs, samples.tsv) after success
 # Everything listens on 127.0.0.1, on free ports. Samples go to WORK/samples.tsv (seconds since
 # the proxy started, proxy fds, proxy VmRSS KB, jabberd2 c2s fds, client phase).
@@ -112,15 +118,19 @@ free_port() {
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/xtp-soak.XXXXXX")
 PROXY_PID=
 CLIENT_PID=
+RELAY_PID=
+FAULTS=${XTP_SOAK_FAULTS:-0}
 PROXY_LOG=$WORK/proxy.log
 cleanup() {
-    local rc=$? i
+    local rc=$? i pid
     trap - EXIT INT TERM
     set +e
-    if [ -n "$CLIENT_PID" ] && kill -0 "$CLIENT_PID" 2>/dev/null; then
-        kill -TERM "$CLIENT_PID"
-        wait "$CLIENT_PID" 2>/dev/null
-    fi
+    for pid in "$CLIENT_PID" "$RELAY_PID"; do
+        if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
+            kill -TERM "$pid"
+            wait "$pid" 2>/dev/null
+        fi
+    done
     if [ -n "$PROXY_PID" ] && kill -0 "$PROXY_PID" 2>/dev/null; then
         kill -TERM "$PROXY_PID"
         for ((i = 0; i < 50; i++)); do
@@ -261,7 +271,21 @@ say "proxy pid $PROXY_PID: $FD_BASE descriptors, VmRSS $RSS_BASE KB before the f
 # ---- the run ----------------------------------------------------------------------------
 # shellcheck disable=SC2206 # XTP_SOAK_ARGS is split on purpose
 extra=(${XTP_SOAK_ARGS:-})
-if [ "${XTP_SOAK_PLAIN:-0}" = 1 ]; then
+if [ "$FAULTS" = 1 ]; then
+    "$PYTHON" "$SRC/tests/soak/fault-relay.py" --listen 127.0.0.1:0 \
+        --connect "127.0.0.1:$BACKEND_PORT" --port-file "$WORK/relay.port" \
+        --stats "$WORK/relay.stats" --max-seconds $((DURATION + 300)) \
+        </dev/null >"$WORK/relay.log" 2>&1 &
+    RELAY_PID=$!
+    for ((i = 0; i < 100; i++)); do
+        [ -s "$WORK/relay.port" ] && break
+        kill -0 "$RELAY_PID" 2>/dev/null || die "fault-relay.py exited: $(cat "$WORK/relay.log")"
+        sleep 0.1
+    done
+    [ -s "$WORK/relay.port" ] || die "fault-relay.py did not listen within 10 s"
+    target=(--plain-port "$(cat "$WORK/relay.port")" --drain 3)
+    say "XTP_SOAK_FAULTS=1: the client talks to jabberd2 through fault-relay.py, which breaks messages on purpose"
+elif [ "${XTP_SOAK_PLAIN:-0}" = 1 ]; then
     target=(--plain-port "$BACKEND_PORT")
     say "XTP_SOAK_PLAIN=1: the client talks to jabberd2 directly (no TLS, no proxy)"
 else
@@ -339,6 +363,41 @@ PROXY_PID=
 cat "$WORK/client.out"
 result=$(grep '^SOAK ' "$WORK/client.out" | tail -n 1 || true)
 kv() { tr ' ' '\n' <<<"$result" | sed -n "s/^$1=//p"; }
+
+# The checker's self-test: what the client counted must be exactly what the relay did.
+if [ "$FAULTS" = 1 ]; then
+    stats=$(cat "$WORK/relay.stats" 2>/dev/null || true)
+    fk() { tr ' ' '\n' <<<"$stats" | sed -n "s/^$1=//p"; }
+    d=$(fk dropped) u=$(fk duplicated) r=$(fk reordered) c=$(fk corrupted)
+    fails=()
+    [ -n "$result" ] || fails+=("the client printed no SOAK line (see $WORK/client.err)")
+    [ "$client_rc" = 1 ] || fails+=("the client exited with $client_rc, not 1 (violations found)")
+    for n in "$d" "$u" "$r" "$c"; do
+        [ -n "$n" ] && [ "$n" -gt 0 ] || fails+=("the relay did not make every kind of fault ($stats)")
+    done
+    if [ ${#fails[@]} -eq 0 ]; then
+        [ "$(kv lost)" = $((d + c)) ] || fails+=("lost=$(kv lost), expected dropped+corrupted=$((d + c))")
+        [ "$(kv dup)" = "$u" ] || fails+=("dup=$(kv dup), expected $u")
+        [ "$(kv reordered)" = "$r" ] || fails+=("reordered=$(kv reordered), expected $r")
+        [ "$(kv bad_checksum)" = "$c" ] || fails+=("bad_checksum=$(kv bad_checksum), expected $c")
+        for k in misrouted bounced foreign errors excused; do
+            [ "$(kv "$k")" = 0 ] || fails+=("$k=$(kv "$k"), expected 0")
+        done
+        [ "$(kv sessions_opened)" = "$(kv sessions_closed)" ] ||
+            fails+=("sessions opened $(kv sessions_opened), closed $(kv sessions_closed)")
+    fi
+    verdict=PASS
+    [ ${#fails[@]} -eq 0 ] || verdict=FAIL
+    printf 'soak: FAULTS RESULT verdict=%s injected dropped=%s duplicated=%s reordered=%s corrupted=%s counted lost=%s dup=%s reordered=%s bad_checksum=%s sent=%s received=%s\n' \
+        "$verdict" "$d" "$u" "$r" "$c" "$(kv lost)" "$(kv dup)" "$(kv reordered)" \
+        "$(kv bad_checksum)" "$(kv sent)" "$(kv received)"
+    if [ ${#fails[@]} -gt 0 ]; then
+        for f in "${fails[@]}"; do say "FAIL: $f"; done
+        tail -n 30 "$WORK/client.err" >&2
+        exit 1
+    fi
+    exit 0
+fi
 
 # RSS windows: [ready + WARMUP, + WINDOW) and [teardown - WINDOW, teardown), where ready and
 # teardown are the times the client wrote in its files (seconds since the epoch).
