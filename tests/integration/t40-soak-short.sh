@@ -12,11 +12,11 @@
 #     teardown, a clean SIGTERM exit and no sanitizer report.
 #
 # Sizes of the soak, for ASan+UBSan on 2 shared vCPUs within 3.5 minutes of wall time with the
-# self-test (measured: about 190 s in all; the soak's client runs 150 s, the rest is the
-# self-test, jabberd2's starts and stops, the 2,500 accounts and the proxy's settling):
+# self-test (measured: 184 s in all; the soak's client runs 150 s, the self-test 26 s, the
+# rest is jabberd2's start and stop, the 2,500 accounts and the proxy's settling):
 #   - 2,000 sessions, as in the long soak. 2,000 is not too slow under ASan: the ramp (50
-#     logins/s) takes about 45 s and the whole run costs about 0.4 of a core on average. The
-#     RSS windows still fit if the ramp takes twice as long on a busy machine.
+#     logins/s) takes 42-53 s and the whole run costs about 0.4 of a core on average (the
+#     proxy's RSS is about 700 MB). The RSS windows still fit if the ramp takes 80 s.
 #   - Churn 20 logins/s at most (pair lifetimes 12-237 s, mean 125 s), twice the long soak's,
 #     so that about 3,200 logins go through the proxy in the run, with every leaving kind
 #     (graceful, FIN, RST), both listeners, TLS 1.2 and 1.3, full and resumed handshakes.
