@@ -32,7 +32,7 @@
 #define CFG_MAX_LISTENERS   256           /* each one is a bound socket per worker */
 #define CFG_DEFAULT_CA_FILE "/etc/ssl/certs/ca-certificates.crt"
 #define CFG_MAX_REMOTES     10000 /* s2s.remotes + resolve.static entries */
-#define CFG_PATH_MAX        512 /* "domains.<253 bytes>.backend.c2s" and the like */
+#define CFG_PATH_MAX        512   /* "domains.<253 bytes>.backend.c2s" and the like */
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -1626,9 +1626,10 @@ static int check_whole(struct cfg_ctx *cx, yaml_node_t *root, const int *seen)
         qsort(c->remotes, c->nremotes, sizeof(*c->remotes), remote_order);
     for (size_t i = 0; c->has_admin && i < c->nlisteners; i++)
         if (addr_overlap(&c->listeners[i].listen, &c->admin_listen))
-            return fail(cx, seen[ROOT_ADMIN], "admin.listen %s would share its address with "
-                        "listener '%s' (line %d)", c->admin_listen.text, c->listeners[i].name,
-                        c->listeners[i].line);
+            return fail(cx, seen[ROOT_ADMIN],
+                        "admin.listen %s would share its address with "
+                        "listener '%s' (line %d)",
+                        c->admin_listen.text, c->listeners[i].name, c->listeners[i].line);
     for (size_t i = 0; i < c->ndomains; i++) {
         const struct cfg_domain *d = &c->domains[i];
 

@@ -55,7 +55,7 @@ enum cfg_verify {
 
 /* s2s.tls: outbound only; inbound streams are always TLS. */
 enum cfg_s2s_tls {
-    CFG_S2S_TLS_REQUIRED = 0, /* never plaintext (RFC 7590) */
+    CFG_S2S_TLS_REQUIRED = 0,  /* never plaintext (RFC 7590) */
     CFG_S2S_TLS_OPPORTUNISTIC, /* plaintext when the remote cannot do TLS */
 };
 
@@ -80,7 +80,7 @@ struct cfg {
     int tls_min_version;        /* tls.min_version: 12 ("1.2", default) or 13 ("1.3") */
     char *ca_file;              /* tls.ca_file, default /etc/ssl/certs/ca-certificates.crt */
     int ca_file_line;
-    char *ticket_key_file;      /* tls.ticket_key_file: shared ticket keys; NULL: per process */
+    char *ticket_key_file; /* tls.ticket_key_file: shared ticket keys; NULL: per process */
     int ticket_key_line;
     struct cfg_domain *domains; /* in file order; domains[0] is the default (no SNI) */
     size_t ndomains;            /* >= 1 */
@@ -92,7 +92,7 @@ struct cfg {
     char *user, *group;            /* drop to these after binding and reading keys; NULL: no */
     unsigned workers;              /* workers: event loops (threads), 1..64; default 1 */
     int user_line, group_line;
-    unsigned max_connections;      /* limits.max_connections, default 20000 */
+    unsigned max_connections; /* limits.max_connections, default 20000 */
 
     /* s2s: (issue 3) */
     enum cfg_verify s2s_verify;      /* s2s.verify, default required */
@@ -106,9 +106,9 @@ struct cfg {
     /* resolve: */
     struct cfg_addr *nameservers; /* resolve.nameservers; none: the system's resolv.conf */
     size_t nnameservers;
-    char *trust_anchor_file;     /* resolve.trust_anchor_file; NULL: the default, if present */
-    bool dnssec;                 /* resolve.dnssec, default true: validate when an anchor exists */
-    char **unbound_options;      /* resolve.unbound_options: "name: value" for libunbound */
+    char *trust_anchor_file; /* resolve.trust_anchor_file; NULL: the default, if present */
+    bool dnssec;             /* resolve.dnssec, default true: validate when an anchor exists */
+    char **unbound_options;  /* resolve.unbound_options: "name: value" for libunbound */
     size_t nunbound_options;
     uint64_t resolve_timeout_ms; /* resolve.timeout, default 10s, per lookup */
 
@@ -150,8 +150,8 @@ int cfg_parse_size(const char *s, size_t *out);          /* "256KiB", "1MiB", "4
 int cfg_parse_duration(const char *s, uint64_t *ms);     /* "10s", "500ms", "2m", "1h" */
 int cfg_parse_addr(const char *s, struct cfg_addr *out); /* "127.0.0.1:5222", "[::]:5222" */
 
-const char *cfg_kind_name(enum cfg_kind k); /* "c2s" | "s2s" | "s2s-out" */
-const char *cfg_tls_name(enum cfg_tls t);   /* "starttls" | "direct" | "none" */
+const char *cfg_kind_name(enum cfg_kind k);     /* "c2s" | "s2s" | "s2s-out" */
+const char *cfg_tls_name(enum cfg_tls t);       /* "starttls" | "direct" | "none" */
 const char *cfg_verify_name(enum cfg_verify v); /* "required" | "optional" */
 
 #endif

@@ -32,9 +32,9 @@
 #define LINGER_MS 2000 /* how long a closing session may take to flush and see the peer's FIN */
 
 static const char *const state_names[] = {
-    "NEW",         "PLAIN_STREAM", "TLS_HANDSHAKE",   "PEER_STREAM", "S2S_AUTH",
-    "BACKEND_CONNECT", "S2S_DIALBACK", "OUT_BACKEND", "OUT_RESOLVE", "OUT_CONNECT",
-    "OUT_STREAM",  "OUT_AUTH",     "RELAY",           "CLOSING",
+    "NEW",          "PLAIN_STREAM", "TLS_HANDSHAKE", "PEER_STREAM", "S2S_AUTH",   "BACKEND_CONNECT",
+    "S2S_DIALBACK", "OUT_BACKEND",  "OUT_RESOLVE",   "OUT_CONNECT", "OUT_STREAM", "OUT_AUTH",
+    "RELAY",        "CLOSING",
 };
 
 #define XX(name, token) token,
@@ -96,9 +96,8 @@ void conn_set_detail(struct conn *c, const char *fmt, ...)
 void conn_set_state(struct conn *c, enum conn_state next)
 {
     /* Forward only; s2s-out may go back to OUT_CONNECT to try the next remote address. */
-    XTP_ASSERT(next > c->state ||
-               (c->lst->kind == CFG_KIND_S2S_OUT && next == CONN_OUT_CONNECT &&
-                c->state > CONN_OUT_CONNECT && c->state < CONN_RELAY));
+    XTP_ASSERT(next > c->state || (c->lst->kind == CFG_KIND_S2S_OUT && next == CONN_OUT_CONNECT &&
+                                   c->state > CONN_OUT_CONNECT && c->state < CONN_RELAY));
     conn_log(c, LOG_DEBUG, "-> %s", conn_state_name(next));
     c->state = next;
 }
@@ -201,7 +200,7 @@ void conn_close(struct conn *c, enum conn_end why, int err)
         /* A TLS session that never came up: count why (xtp_tls_handshake_failures_total). */
         if (c->tls != NULL && !c->tls_up)
             metrics_tls_failure(c->w->metrics, why == CONN_END_TLS || why == CONN_END_REMOTE ? 0
-                                               : why == CONN_END_TIMEOUT                        ? 1
+                                               : why == CONN_END_TIMEOUT                     ? 1
                                                : why == CONN_END_PEER_EOF || why == CONN_END_PEER_IO
                                                    ? 2
                                                    : 3);
@@ -470,9 +469,9 @@ static void handshake_step(struct conn *c)
             char what[128];
 
             snprintf(what, sizeof(what), "TLS handshake: %s", tls_last_error(c->tls));
-            if (s2s_out_remote_lost(c, c->peer.failed ? "connection failed in the TLS handshake"
-                                                      : what,
-                                    c->peer.failed ? c->peer.failed : rc))
+            if (s2s_out_remote_lost(
+                    c, c->peer.failed ? "connection failed in the TLS handshake" : what,
+                    c->peer.failed ? c->peer.failed : rc))
                 return; /* s2s_out.c tries the next address */
         }
         if (c->peer.failed) /* the peer hung up: not a TLS failure */
@@ -676,7 +675,7 @@ void conn_back_read_cb(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
     if (err < 0 && c->state != CONN_CLOSING) {
         conn_set_detail(c, "the backend sent what we cannot relay");
         conn_fail_stream(c, err == -ENOMEM ? CONN_END_NOMEM : CONN_END_BACKEND_PROTOCOL,
-                     -ENOMEM == err ? err : XTP_EBACKEND, err);
+                         -ENOMEM == err ? err : XTP_EBACKEND, err);
         return;
     }
     /* The backend ended its stream and we relayed </stream:stream>: we are done. */
@@ -807,8 +806,7 @@ static int peer_stream_open(void *arg, const struct xmpp_hdr *h)
     if (c->state == CONN_PEER_STREAM) {
         bytes_cleanup(&c->back_hdr);
         c->back_hdr = out;
-        conn_start_backend(c, (const struct sockaddr *)&dom->backend_c2s.ss,
-                           dom->backend_c2s.text);
+        conn_start_backend(c, (const struct sockaddr *)&dom->backend_c2s.ss, dom->backend_c2s.text);
         return c->state == CONN_CLOSING ? -ECANCELED : 0;
     }
     relay_to_backend(c, bytes_data(&out), bytes_len(&out));
@@ -1007,12 +1005,13 @@ static void timeout_cb(uv_timer_t *t)
     struct conn *c = t->data;
 
     conn_set_detail(c, "limits.handshake_timeout=%llums",
-               (unsigned long long)c->snap->cfg->handshake_timeout_ms);
+                    (unsigned long long)c->snap->cfg->handshake_timeout_ms);
     if (c->state == CONN_BACKEND_CONNECT)
         conn_fail_stream(c, CONN_END_BACKEND_CONNECT, XTP_EBACKEND, UV_ETIMEDOUT);
     else if (c->state == CONN_RELAY) { /* c2s: connected, but no stream header from it */
-        conn_set_detail(c, "backend %s sent no stream features within "
-                           "limits.handshake_timeout=%llums",
+        conn_set_detail(c,
+                        "backend %s sent no stream features within "
+                        "limits.handshake_timeout=%llums",
                         c->back_text, (unsigned long long)c->snap->cfg->handshake_timeout_ms);
         conn_fail_stream(c, CONN_END_BACKEND_PROTOCOL, XTP_EBACKEND, UV_ETIMEDOUT);
     } else
@@ -1087,8 +1086,7 @@ void conn_accept(struct worker *w, uv_stream_t *server, const struct cfg_listene
     if (uv_tcp_getpeername(&acc->tcp, (struct sockaddr *)&ss, &sslen) == 0)
         addr_text(&ss, c->peer_ip, sizeof(c->peer_ip), c->peer_addr, sizeof(c->peer_addr));
 
-    if (w->stopping ||
-        __atomic_load_n(w->total_live, __ATOMIC_RELAXED) > cfg->max_connections) {
+    if (w->stopping || __atomic_load_n(w->total_live, __ATOMIC_RELAXED) > cfg->max_connections) {
         /* Refused fast and logged at most once a second: a flood must not flood the log. */
         if (uv_now(w->loop) - last_limit_log >= 1000) {
             last_limit_log = uv_now(w->loop);

@@ -95,7 +95,10 @@ void conn_log(const struct conn *c, enum log_level level, const char *fmt, ...)
 
 /* The TLS handshake failure reasons of xtp_tls_handshake_failures_total{reason}, in the
  * order metrics_tls_failure() takes them. */
-#define CONN_TLS_FAILURES {"protocol", "timeout", "peer-closed", "other"}
+#define CONN_TLS_FAILURES                                                                          \
+    {                                                                                              \
+        "protocol", "timeout", "peer-closed", "other"                                              \
+    }
 
 /* Appends the JSON body of GET /status (admin.c, status_cli.h): the process, then w's sessions
  * and, when more is not empty, the session objects it holds (comma-separated, from

@@ -25,7 +25,7 @@
     XX(ELIMIT, "connection limit reached")                                                         \
     XX(ECONFIG, "invalid configuration")                                                           \
     XX(EKEY, "unusable certificate or private key")                                                \
-    XX(ESTREAM, "XMPP stream error")                                                              \
+    XX(ESTREAM, "XMPP stream error")                                                               \
     XX(EAUTH, "remote domain not authenticated")                                                   \
     XX(EFROM, "from/to pair the proxy has not authenticated")                                      \
     XX(EUNTRUSTED, "peer certificate chain not trusted")                                           \

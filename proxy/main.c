@@ -76,32 +76,33 @@ struct wrun {
     uv_mutex_t mu;
     uv_cond_t cv;
     int cmd;
-    bool done;                  /* the command finished */
-    int start_rc;               /* set once the worker bound its listeners (or failed) */
+    bool done;    /* the command finished */
+    int start_rc; /* set once the worker bound its listeners (or failed) */
     bool started;
-    struct snap *snap;          /* CMD_RELOAD: a reference for the worker */
-    struct metrics *metrics;    /* CMD_RELOAD: its shard of the new registry */
-    struct bytes *out;          /* CMD_STATUS: its session objects, comma-separated */
-    uint64_t grace_ms;          /* CMD_STOP */
-    bool stop_sent;             /* main thread: no command after CMD_STOP (ctl may be closed) */
+    struct snap *snap;       /* CMD_RELOAD: a reference for the worker */
+    struct metrics *metrics; /* CMD_RELOAD: its shard of the new registry */
+    struct bytes *out;       /* CMD_STATUS: its session objects, comma-separated */
+    uint64_t grace_ms;       /* CMD_STOP */
+    bool stop_sent;          /* main thread: no command after CMD_STOP (ctl may be closed) */
 };
 
 struct main_ctx {
-    struct worker *w;           /* worker 0 */
-    struct wrun *runs;          /* workers 1..nruns */
+    struct worker *w;  /* worker 0 */
+    struct wrun *runs; /* workers 1..nruns */
     size_t nruns;
-    unsigned total_live;        /* sessions of every worker (atomic) */
+    unsigned total_live; /* sessions of every worker (atomic) */
     const char *path;
     uv_signal_t sigint, sigterm, sighup;
     uv_timer_t drain, expiry, tickets;
     int signals;
     bool listeners_up;
-    struct dialback dialback;  /* s2s: the XEP-0185 secret */
-    struct metrics_reg *reg;   /* /metrics */
-    struct admin *admin;       /* NULL without admin.listen */
+    struct dialback dialback; /* s2s: the XEP-0185 secret */
+    struct metrics_reg *reg;  /* /metrics */
+    struct admin *admin;      /* NULL without admin.listen */
 };
 
-/* ---- metrics ---------------------------------------------------------------------------------- */
+/* ---- metrics ----------------------------------------------------------------------------------
+ */
 
 static void set_expiry(struct metrics_reg *reg, const struct cfg *cfg,
                        const struct tls_server *tls);
@@ -141,8 +142,7 @@ static struct metrics_reg *metrics_for(const struct cfg *cfg, const struct tls_s
     return reg;
 }
 
-static void set_expiry(struct metrics_reg *reg, const struct cfg *cfg,
-                       const struct tls_server *tls)
+static void set_expiry(struct metrics_reg *reg, const struct cfg *cfg, const struct tls_server *tls)
 {
     time_t now = time(NULL);
 
@@ -207,7 +207,8 @@ static bool healthy(void *arg)
 
 static const struct admin_ops admin_ops = {render_metrics, render_status, healthy};
 
-/* ---- warnings an operator must see ------------------------------------------------------------ */
+/* ---- warnings an operator must see ------------------------------------------------------------
+ */
 
 /* Certificates that expire within 14 days: at start, after a reload, and daily. */
 static void check_expiry(const struct snap *snap)
@@ -221,8 +222,8 @@ static void check_expiry(const struct snap *snap)
             log_msg(LOG_ERROR, "domain=%s certificate %s has EXPIRED (%lld days ago)",
                     cfg->domains[i].name, cfg->domains[i].cert, -left / 86400);
         else if (left > 0 && left < EXPIRY_WARN_S)
-            log_msg(LOG_WARN, "domain=%s certificate %s expires in %lld days",
-                    cfg->domains[i].name, cfg->domains[i].cert, left / 86400);
+            log_msg(LOG_WARN, "domain=%s certificate %s expires in %lld days", cfg->domains[i].name,
+                    cfg->domains[i].cert, left / 86400);
     }
 }
 
@@ -271,8 +272,9 @@ static int drop_privileges(const struct cfg *cfg)
         return 0;
     }
     if (cfg->user == NULL) {
-        log_msg(LOG_WARN, "running as root: set user (and group) in %s so that the proxy drops "
-                          "its privileges after binding (shown in /status)",
+        log_msg(LOG_WARN,
+                "running as root: set user (and group) in %s so that the proxy drops "
+                "its privileges after binding (shown in /status)",
                 cfg->path);
         return 0;
     }
@@ -289,8 +291,7 @@ static int drop_privileges(const struct cfg *cfg)
         }
         gid = gr->gr_gid;
     }
-    if (setgroups(0, NULL) != 0 || setgid(gid) != 0 || setuid(pw->pw_uid) != 0 ||
-        setuid(0) == 0) {
+    if (setgroups(0, NULL) != 0 || setgid(gid) != 0 || setuid(pw->pw_uid) != 0 || setuid(0) == 0) {
         fprintf(stderr, "xmpp-tls-proxy: cannot drop privileges to %s: %s\n", cfg->user,
                 strerror(errno));
         return 1;
@@ -369,7 +370,8 @@ static int dns_setup(struct worker *w, const struct cfg *cfg)
     return 0;
 }
 
-/* ---- reload (SIGHUP) ---------------------------------------------------------------------------- */
+/* ---- reload (SIGHUP) ----------------------------------------------------------------------------
+ */
 
 /* The listeners are bound sockets shared by sessions: a reload keeps them as they are, so the
  * new file must name the same ones (name, address, kind, tls). */
@@ -410,8 +412,9 @@ static void reload(struct main_ctx *m)
         return;
     }
     if ((why = listeners_differ(w->snap->cfg, cfg)) != NULL) {
-        log_msg(LOG_ERROR, "reload refused, keeping the running configuration: %s (listeners "
-                           "change only with a restart)",
+        log_msg(LOG_ERROR,
+                "reload refused, keeping the running configuration: %s (listeners "
+                "change only with a restart)",
                 why);
         cfg_unref(cfg);
         notify_send("READY=1\nSTATUS=reload refused: listeners changed");
@@ -470,13 +473,15 @@ static void reload(struct main_ctx *m)
                            "resolve.* apply from the next start)");
     check_key_modes(cfg);
     check_expiry(snap);
-    log_msg(LOG_INFO, "reloaded %s (%zu domains, %zu listeners; %u sessions keep their old "
-                      "configuration)",
+    log_msg(LOG_INFO,
+            "reloaded %s (%zu domains, %zu listeners; %u sessions keep their old "
+            "configuration)",
             cfg->path, cfg->ndomains, cfg->nlisteners, w->live);
     notify_send("READY=1\nSTATUS=running");
 }
 
-/* ---- stopping ----------------------------------------------------------------------------------- */
+/* ---- stopping -----------------------------------------------------------------------------------
+ */
 
 static void close_main_handles(struct main_ctx *m)
 {
@@ -502,8 +507,9 @@ static void drain_cb(uv_timer_t *t)
     if (m->w->live > 0 && uv_now(m->w->loop) < m->w->drain_deadline)
         return;
     if (m->w->live > 0) {
-        log_msg(LOG_INFO, "limits.drain_timeout reached: closing %u sessions with "
-                          "<system-shutdown/>",
+        log_msg(LOG_INFO,
+                "limits.drain_timeout reached: closing %u sessions with "
+                "<system-shutdown/>",
                 m->w->live);
         conn_close_all(m->w); /* they end within the close linger */
         m->w->drain_deadline = UINT64_MAX;
@@ -529,8 +535,8 @@ static void begin_stop(struct main_ctx *m, uint64_t grace_ms)
         conn_close_all(w); /* cancels the sessions' lookups before the resolver goes */
         w->drain_deadline = UINT64_MAX;
     } else {
-        log_msg(LOG_INFO, "draining %u sessions for up to %llums (limits.drain_timeout)",
-                w->live, (unsigned long long)grace_ms);
+        log_msg(LOG_INFO, "draining %u sessions for up to %llums (limits.drain_timeout)", w->live,
+                (unsigned long long)grace_ms);
         w->drain_deadline = uv_now(w->loop) + grace_ms;
     }
     uv_timer_start(&m->drain, drain_cb, 0, DRAIN_TICK_MS);
@@ -553,7 +559,8 @@ static void signal_cb(uv_signal_t *h, int signum)
     begin_stop(m, signum == SIGTERM ? m->w->snap->cfg->drain_timeout_ms : 0);
 }
 
-/* ---- workers 1..N-1 ----------------------------------------------------------------------------- */
+/* ---- workers 1..N-1 -----------------------------------------------------------------------------
+ */
 
 /* Sends r a command and waits (2 s at most) for it to finish. 0, or -ETIMEDOUT. */
 static int post_wait(struct wrun *r, int cmd)
@@ -708,9 +715,14 @@ static int start_workers(struct main_ctx *m, struct snap *snap, unsigned n)
             free(w);
             return 1;
         }
-        *w = (struct worker){.lsn = w->lsn, .index = i, .nworkers = n, .next_id = i,
-                             .total_live = &m->total_live, .snap = snap_ref(snap),
-                             .metrics = metrics_reg_shard(m->reg, i), .dialback = m->w->dialback,
+        *w = (struct worker){.lsn = w->lsn,
+                             .index = i,
+                             .nworkers = n,
+                             .next_id = i,
+                             .total_live = &m->total_live,
+                             .snap = snap_ref(snap),
+                             .metrics = metrics_reg_shard(m->reg, i),
+                             .dialback = m->w->dialback,
                              .certmem = m->w->certmem};
         r->w = w;
         r->m = m;
@@ -768,7 +780,8 @@ static void join_workers(struct main_ctx *m, uint64_t grace_ms)
     m->nruns = 0;
 }
 
-/* ---- running ------------------------------------------------------------------------------------ */
+/* ---- running ------------------------------------------------------------------------------------
+ */
 
 static int run(struct main_ctx *m, struct snap *snap)
 {
@@ -809,8 +822,8 @@ static int run(struct main_ctx *m, struct snap *snap)
         rc = 1;
     }
     if (rc == 0 && cfg->has_admin) {
-        m->admin = admin_start(w->loop, (const struct sockaddr *)&cfg->admin_listen.ss,
-                               &admin_ops, m, err, sizeof(err));
+        m->admin = admin_start(w->loop, (const struct sockaddr *)&cfg->admin_listen.ss, &admin_ops,
+                               m, err, sizeof(err));
         if (m->admin == NULL) {
             log_msg(LOG_ERROR, "admin.listen %s: %s", cfg->admin_listen.text, err);
             rc = 1;
@@ -881,8 +894,9 @@ static int status_main(const char *path)
         return 1;
     }
     if (!cfg->has_admin) {
-        fprintf(stderr, "xmpp-tls-proxy status: %s has no admin.listen: the proxy serves /status "
-                        "only when it is set\n",
+        fprintf(stderr,
+                "xmpp-tls-proxy status: %s has no admin.listen: the proxy serves /status "
+                "only when it is set\n",
                 path);
         cfg_unref(cfg);
         return 1;

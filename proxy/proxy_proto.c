@@ -80,7 +80,8 @@ static int parse_v1(const uint8_t *p, size_t len, struct proxy_proto *out)
     if (n != 6 || strcmp(f[0], "PROXY") != 0)
         return XTP_EBADFORMAT;
     if (strcmp(f[1], "TCP4") == 0) {
-        if (!make_addr(AF_INET, f[2], f[4], &out->src) || !make_addr(AF_INET, f[3], f[5], &out->dst))
+        if (!make_addr(AF_INET, f[2], f[4], &out->src) ||
+            !make_addr(AF_INET, f[3], f[5], &out->dst))
             return XTP_EBADFORMAT;
     } else if (strcmp(f[1], "TCP6") == 0) {
         if (!make_addr(AF_INET6, f[2], f[4], &out->src) ||
@@ -113,7 +114,8 @@ static int parse_v2(const uint8_t *p, size_t len, struct proxy_proto *out)
     if ((cmd & 0x0F) == 0) /* LOCAL: the balancer's own health check */
         return (int)total;
     if (fam == 0x11) { /* TCP over IPv4 */
-        struct sockaddr_in *s = (struct sockaddr_in *)&out->src, *d = (struct sockaddr_in *)&out->dst;
+        struct sockaddr_in *s = (struct sockaddr_in *)&out->src,
+                           *d = (struct sockaddr_in *)&out->dst;
 
         if (body < 12)
             return XTP_EBADFORMAT;

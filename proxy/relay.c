@@ -83,7 +83,7 @@ int relay_input(struct conn *c, struct side *s, const uint8_t *data, size_t n)
         if (rc < 0)
             return rc;
         if (rc == 2)
-            break; /* held: the rest waits in s->in; relay_input(c, s, NULL, 0) resumes */
+            break;     /* held: the rest waits in s->in; relay_input(c, s, NULL, 0) resumes */
         if (rc == 1) { /* the rest is dropped unparsed: not one byte of it is looked at */
             bytes_cleanup(&s->in);
             s->w = NULL;
@@ -276,7 +276,7 @@ void relay_update_reading(struct conn *c)
     case CONN_BACKEND_CONNECT:
         peer_on = c->lst->kind == CFG_KIND_S2S && want_read(&c->peer, c->peer.reading);
         break;
-    case CONN_OUT_BACKEND:  /* s2s-out: the backend's dialback, before any remote */
+    case CONN_OUT_BACKEND: /* s2s-out: the backend's dialback, before any remote */
     case CONN_OUT_RESOLVE:
     case CONN_OUT_CONNECT:
         back_on = want_read(&c->peer, c->back.reading);

@@ -147,7 +147,7 @@ int s2s_judge_peer(struct conn *c, const char *domain, const char *const *srv_ta
     s->cert_not_after = res.not_after;
     metrics_peer_auth(c->w->metrics,
                       err == 0 && how != NULL && *how == S2S_AUTH_DANE ? METRICS_AUTH_DANE
-                                                                        : METRICS_AUTH_PKIX,
+                                                                       : METRICS_AUTH_PKIX,
                       err == 0 ? METRICS_AUTH_OK : METRICS_AUTH_FAIL);
     if (err != 0 || c->w->certmem == NULL)
         return err;

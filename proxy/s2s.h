@@ -55,28 +55,28 @@ struct s2s {
     long long cert_not_after;
     struct s2s_pair pairs[S2S_MAX_PAIRS];
     size_t npairs;
-    bool sasl_done;        /* s2s-in: EXTERNAL succeeded; the next header is a restart */
-    bool pending_result;   /* s2s-in: a <db:result/> went to the backend, no answer yet */
-    bool callback;         /* s2s-in: a dialback callback for the remote is in flight */
-    bool verify_only;      /* s2s-out: a dialback callback for s2s-in, no backend at all */
-    bool reported;         /* s2s-out verify_only: the answer went to the origin session */
-    uint64_t origin;       /* s2s-out verify_only: the s2s-in session that asked */
-    char db_key[72];       /* s2s-in: the key of the pending <db:result/>; verify_only: it */
-    char db_id[40];        /* verify_only: the stream id the key is bound to */
+    bool sasl_done;      /* s2s-in: EXTERNAL succeeded; the next header is a restart */
+    bool pending_result; /* s2s-in: a <db:result/> went to the backend, no answer yet */
+    bool callback;       /* s2s-in: a dialback callback for the remote is in flight */
+    bool verify_only;    /* s2s-out: a dialback callback for s2s-in, no backend at all */
+    bool reported;       /* s2s-out verify_only: the answer went to the origin session */
+    uint64_t origin;     /* s2s-out verify_only: the s2s-in session that asked */
+    char db_key[72];     /* s2s-in: the key of the pending <db:result/>; verify_only: it */
+    char db_id[40];      /* verify_only: the stream id the key is bound to */
     char cb_remote[S2S_DOMAIN_MAX]; /* s2s-in: the domain the callback is about */
-    struct bytes held;     /* s2s-in: stanzas waiting until the backend knows their pair */
-    bool back_answered;    /* s2s-out: we answered the backend's stream header */
-    bool remote_features;  /* s2s-out: the remote's features on the current stream arrived */
-    bool starttls_sent;    /* s2s-out */
-    bool plaintext;        /* s2s-out: tls: opportunistic and the remote has no TLS */
-    bool external;         /* s2s-out: authenticating with SASL EXTERNAL */
-    bool restart_pending;  /* s2s-out: after <proceed/> or SASL <success/> */
-    bool retry_plain;      /* s2s-out: reconnect to the same address without STARTTLS */
-    bool offered_ticket;   /* s2s-out: this attempt tried to resume a TLS session */
-    bool retry_same;       /* s2s-out: the next attempt goes to the same address */
-    bool proceed;          /* s2s-out: the remote said <proceed/>: TLS starts */
-    bool authenticated;    /* s2s-out: the remote accepted us (SASL EXTERNAL or dialback) */
-    struct dns_query *q;   /* s2s-out: lookup in flight, or NULL */
+    struct bytes held;              /* s2s-in: stanzas waiting until the backend knows their pair */
+    bool back_answered;             /* s2s-out: we answered the backend's stream header */
+    bool remote_features;   /* s2s-out: the remote's features on the current stream arrived */
+    bool starttls_sent;     /* s2s-out */
+    bool plaintext;         /* s2s-out: tls: opportunistic and the remote has no TLS */
+    bool external;          /* s2s-out: authenticating with SASL EXTERNAL */
+    bool restart_pending;   /* s2s-out: after <proceed/> or SASL <success/> */
+    bool retry_plain;       /* s2s-out: reconnect to the same address without STARTTLS */
+    bool offered_ticket;    /* s2s-out: this attempt tried to resume a TLS session */
+    bool retry_same;        /* s2s-out: the next attempt goes to the same address */
+    bool proceed;           /* s2s-out: the remote said <proceed/>: TLS starts */
+    bool authenticated;     /* s2s-out: the remote accepted us (SASL EXTERNAL or dialback) */
+    struct dns_query *q;    /* s2s-out: lookup in flight, or NULL */
     struct dns_result *res; /* s2s-out: candidates from DNS (owned), NULL with resolve.static */
     size_t ncand, cur;      /* s2s-out: candidates, and the one being tried */
     char tried[160];        /* s2s-out: what went wrong with the candidates so far */

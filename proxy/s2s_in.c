@@ -113,8 +113,8 @@ int s2s_in_stream_open(struct conn *c, const struct xmpp_hdr *h)
             conn_set_detail(c, "stream from one of our own domains");
             return fail(c, CONN_END_PEER_PROTOCOL, XTP_EFROM, XTP_EFROM);
         }
-        s->cert_err = s2s_judge_peer(c, s->remote, NULL, 0, NULL, 0, NULL, s->cert_why,
-                                     sizeof(s->cert_why));
+        s->cert_err =
+            s2s_judge_peer(c, s->remote, NULL, 0, NULL, 0, NULL, s->cert_why, sizeof(s->cert_why));
     } else {
         s->cert_err = XTP_EAUTH;
         snprintf(s->cert_why, sizeof(s->cert_why), "the stream header names no domain");
@@ -239,17 +239,20 @@ static int on_result(struct conn *c, const struct xmpp_elem *e)
          * ask the remote's authoritative server whether it issued this key. The remote waits
          * for our answer; its further input waits too. */
         if (s->callback || e->text[0] == '\0' || strlen(e->text) >= sizeof(s->db_key)) {
-            conn_set_detail(c, "%s", s->callback ? "a second dialback request while one is "
-                                                   "pending"
-                                                 : "<db:result/> without a usable key");
+            conn_set_detail(c, "%s",
+                            s->callback ? "a second dialback request while one is "
+                                          "pending"
+                                        : "<db:result/> without a usable key");
             return fail(c, CONN_END_PEER_PROTOCOL, XTP_EPOLICY, XTP_EPOLICY);
         }
         relay_skip(&c->peer, e->end);
         s->callback = true;
         snprintf(s->cb_remote, sizeof(s->cb_remote), "%s", remote);
         snprintf(s->db_key, sizeof(s->db_key), "%s", e->text);
-        conn_log(c, LOG_INFO, "%s: certificate not valid (%s); s2s.verify optional: dialback "
-                 "callback", remote, why);
+        conn_log(c, LOG_INFO,
+                 "%s: certificate not valid (%s); s2s.verify optional: dialback "
+                 "callback",
+                 remote, why);
         s2s_out_verify(c->w, c->id, dom->name, remote, s->our_id, s->db_key);
         return c->state == CONN_CLOSING ? -ECANCELED : 0;
     }
@@ -278,7 +281,8 @@ void s2s_in_callback_done(struct worker *w, uint64_t origin, const char *local, 
     if (c == NULL || c->state == CONN_CLOSING || (s = c->s2s) == NULL || !s->callback)
         return;
     s->callback = false;
-    metrics_peer_auth(w->metrics, METRICS_AUTH_DIALBACK, valid ? METRICS_AUTH_OK : METRICS_AUTH_FAIL);
+    metrics_peer_auth(w->metrics, METRICS_AUTH_DIALBACK,
+                      valid ? METRICS_AUTH_OK : METRICS_AUTH_FAIL);
     rc = xmpp_out_db(&out, "result", local, remote, NULL, valid ? "valid" : "invalid", NULL);
     if (rc == 0)
         rc = relay_to_peer(c, bytes_data(&out), bytes_len(&out));

@@ -109,8 +109,9 @@ static void original_dst(struct conn *c)
         s->have_orig = getsockopt(fd, SOL_IP, SO_ORIGINAL_DST, &s->orig, &len) == 0;
     /* Without a REDIRECT the "original" destination is this listener itself. */
     if (s->have_orig && len <= sizeof(here) && here.ss_family == s->orig.ss_family &&
-        memcmp(&here, &s->orig, here.ss_family == AF_INET6 ? sizeof(struct sockaddr_in6)
-                                                           : sizeof(struct sockaddr_in)) == 0)
+        memcmp(&here, &s->orig,
+               here.ss_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+                                          : sizeof(struct sockaddr_in)) == 0)
         s->have_orig = false;
     if (s->have_orig) {
         /* Where the session will go instead of resolve.static or DNS: say so. */
@@ -501,8 +502,8 @@ static void remote_failed(struct conn *c, const char *what, int err)
     else if (sa->sa_family == AF_INET6)
         uv_ip6_name((const struct sockaddr_in6 *)sa, ip, sizeof(ip));
     if (n < sizeof(s->tried) - 1)
-        snprintf(s->tried + n, sizeof(s->tried) - n, "%s%s [%s]: %s%s%s", n ? "; " : "", host,
-                 ip, what, err ? " " : "", err ? xtp_err_name(err) : "");
+        snprintf(s->tried + n, sizeof(s->tried) - n, "%s%s [%s]: %s%s%s", n ? "; " : "", host, ip,
+                 what, err ? " " : "", err ? xtp_err_name(err) : "");
     if (!s->retry_same) {
         s->cur++;
         s->retry_plain = false; /* the next address starts with TLS again */
@@ -510,7 +511,7 @@ static void remote_failed(struct conn *c, const char *what, int err)
     s->retry_same = false;
     if (c->state != CONN_OUT_CONNECT)
         conn_set_state(c, CONN_OUT_CONNECT); /* the connect phase again, for another try */
-    relay_update_reading(c);                  /* nothing more is read from this attempt */
+    relay_update_reading(c);                 /* nothing more is read from this attempt */
     uv_timer_stop(&c->timer);
     uv_timer_start(&c->timer, retry_timer_cb, 0, 0);
 }
@@ -542,8 +543,8 @@ static void start_client_tls(struct conn *c)
 
 bool s2s_out_remote_lost(struct conn *c, const char *what, int err)
 {
-    if (c->s2s == NULL || (c->state != CONN_OUT_CONNECT && c->state != CONN_OUT_STREAM &&
-                           c->state != CONN_OUT_AUTH))
+    if (c->s2s == NULL ||
+        (c->state != CONN_OUT_CONNECT && c->state != CONN_OUT_STREAM && c->state != CONN_OUT_AUTH))
         return false;
     remote_failed(c, what, err);
     return true;
@@ -697,9 +698,7 @@ void s2s_out_tls_done(struct conn *c)
     } else if (err == XTP_EPINNED || err == XTP_EDANE ||
                cfg_remote_verify(c->snap->cfg, s->remote) == CFG_VERIFY_REQUIRED) {
         conn_set_detail(c, "%s (s2s.verify %s for %s)", why,
-                        err == XTP_EPINNED || err == XTP_EDANE
-                            ? "cannot be relaxed"
-                            : "required",
+                        err == XTP_EPINNED || err == XTP_EDANE ? "cannot be relaxed" : "required",
                         s->remote);
         /* RFC 6120 §5.4.3.3: TLS began a new stream, on which we, the initiating entity,
          * speak first. The header sent before TLS does not count: without a new one the
@@ -914,8 +913,7 @@ static int remote_element(void *arg, const struct xmpp_elem *e)
         conn_set_detail(c, "%s refused STARTTLS (s2s.tls required)", s->remote);
         return fail(c, CONN_END_REMOTE, XTP_ENOTLS, XTP_ENOTLS);
     }
-    if (c->state == CONN_OUT_AUTH && strcmp(e->name, XMPP_NS_SASL "|success") == 0 &&
-        s->external) {
+    if (c->state == CONN_OUT_AUTH && strcmp(e->name, XMPP_NS_SASL "|success") == 0 && s->external) {
         /* RFC 6120 §6.4.6: both sides restart the stream; the remote's next header follows
          * right after </success>. */
         c->peer_restart = true;
@@ -923,8 +921,7 @@ static int remote_element(void *arg, const struct xmpp_elem *e)
             return -ENOMEM;
         return XMPP_IN_PAUSE;
     }
-    if (c->state == CONN_OUT_AUTH && strcmp(e->name, XMPP_NS_SASL "|failure") == 0 &&
-        s->external) {
+    if (c->state == CONN_OUT_AUTH && strcmp(e->name, XMPP_NS_SASL "|failure") == 0 && s->external) {
         char key[DIALBACK_KEY_LEN + 1];
 
         /* XEP-0178 §3: EXTERNAL refused; dialback may still work. */
@@ -941,8 +938,8 @@ static int remote_element(void *arg, const struct xmpp_elem *e)
         bool valid;
 
         type = xmpp_attr_get(e->attrs, e->nattrs, "type");
-        valid = type != NULL && strcmp(type, "valid") == 0 && id != NULL &&
-                strcmp(id, s->db_id) == 0;
+        valid =
+            type != NULL && strcmp(type, "valid") == 0 && id != NULL && strcmp(id, s->db_id) == 0;
         s->reported = true;
         conn_set_detail(c, "%s says the key is %s", s->remote, valid ? "valid" : "not valid");
         s2s_in_callback_done(c->w, s->origin, s->local, s->remote, valid, c->detail);

@@ -145,11 +145,11 @@ struct tls {
     struct bytes in; /* owned: ciphertext left over from earlier feeds, read before feed */
     int send_rc;     /* first failure of the send callback */
     bool hs_done;
-    bool client;           /* s2s-out: we sent the ClientHello */
+    bool client;               /* s2s-out: we sent the ClientHello */
     struct tls_ticket *ticket; /* client: the last TLS 1.3 NewSessionTicket, owned */
-    struct hs_watch watch; /* server: our records; client: the peer's */
-    char why[96];  /* detail found in a callback, added to err */
-    char err[288]; /* tls_last_error(): what + library text + why */
+    struct hs_watch watch;     /* server: our records; client: the peer's */
+    char why[96];              /* detail found in a callback, added to err */
+    char err[288];             /* tls_last_error(): what + library text + why */
 };
 
 /* ---- process-wide ---------------------------------------------------------------------- */

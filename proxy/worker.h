@@ -39,15 +39,15 @@ struct worker {
     struct snap *snap;     /* shared (ref): what new sessions use */
     struct listener **lsn; /* owned */
     size_t nlsn;
-    struct conn *conns; /* live sessions, a doubly linked list through conn->next/prev */
-    unsigned live;      /* sessions not yet freed */
-    uint64_t next_id; /* ids are index + k * nworkers: unique in the process */
+    struct conn *conns;      /* live sessions, a doubly linked list through conn->next/prev */
+    unsigned live;           /* sessions not yet freed */
+    uint64_t next_id;        /* ids are index + k * nworkers: unique in the process */
     bool stopping;           /* no new sessions */
     uint64_t drain_deadline; /* uv_now() when the SIGTERM drain ends (main.c) */
-    struct dns *dns;                 /* owned by main: s2s-out lookups; NULL without s2s-out */
-    struct certmem *certmem;         /* borrowed, process-wide: remote certificate memory */
+    struct dns *dns;         /* owned by main: s2s-out lookups; NULL without s2s-out */
+    struct certmem *certmem; /* borrowed, process-wide: remote certificate memory */
     const struct dialback *dialback; /* borrowed, process-wide: the XEP-0185 secret */
-    struct metrics *metrics; /* this loop's shard of the process's metrics (metrics.h) */
+    struct metrics *metrics;         /* this loop's shard of the process's metrics (metrics.h) */
     struct worker_ticket tickets[WORKER_TICKETS];
     unsigned ticket_next; /* the slot the next new remote takes (round robin) */
     uint8_t rbuf[WORKER_RBUF_SIZE];

@@ -66,10 +66,10 @@ struct xmpp_in {
     /* xmpp_in_set_resumable(): the bytes of this document up to the end of the stream
      * header, replayed into a fresh expat parser by xmpp_in_resume(). */
     bool resumable;
-    bool replaying;    /* feeding hdr back: no events, no accounting */
-    uint8_t *hdr;      /* owned; NULL until the first byte of a document */
-    size_t hdr_len;    /* bytes captured since the document's first byte ... */
-    size_t hdr_end;    /* ... and where its stream header ends (0: not yet) */
+    bool replaying; /* feeding hdr back: no events, no accounting */
+    uint8_t *hdr;   /* owned; NULL until the first byte of a document */
+    size_t hdr_len; /* bytes captured since the document's first byte ... */
+    size_t hdr_end; /* ... and where its stream header ends (0: not yet) */
 };
 
 static uint64_t here(const struct xmpp_in *in)

@@ -284,7 +284,7 @@ const char *xmpp_out_condition(int err)
         return "not-authorized"; /* RFC 6120 §4.9.3.12 */
     case XTP_EFROM:
         return "invalid-from"; /* RFC 6120 §4.9.3.9 */
-    case -ETIMEDOUT: /* UV_ETIMEDOUT on Unix */
+    case -ETIMEDOUT:           /* UV_ETIMEDOUT on Unix */
         return "connection-timeout";
     case XTP_ESHUTDOWN:
         return "system-shutdown";

@@ -448,7 +448,8 @@ static const struct {
     {LIS, 1, "missing required section 'domains'"},
     {"\n" DOM, 2, "missing required section 'listeners'"},
     {DOM LIS "bogus: 1\n", 7, "unknown key 'bogus' in the top level"},
-    {DOM LIS "metrics: { listen: \"127.0.0.1:9480\" }\n", 7, "unknown key 'metrics' in the top level"},
+    {DOM LIS "metrics: { listen: \"127.0.0.1:9480\" }\n", 7,
+     "unknown key 'metrics' in the top level"},
     {DOM LIS "domains: {}\n", 7, "duplicate key 'domains' in the top level (first on line 1)"},
     {DOM LIS "? [a]\n: b\n", 7, "keys in the top level must be plain names"},
     /* YAML itself */
@@ -647,7 +648,8 @@ static const struct {
     {DOM LIS "resolve: { dnssec: no }\n", 7, "resolve.dnssec must be true or false"},
     {DOM LIS "limits: { drain_timeout: 2h }\n", 7, "limits.drain_timeout must be from 0s to 1h"},
     {DOM LIS "user: Root\n", 7, "user: 'Root' is not a user or group name"},
-    {DOM "listeners:\n  - { name: o, listen: \"127.0.0.1:1\", kind: s2s-out, proxy_protocol: true }\n",
+    {DOM
+     "listeners:\n  - { name: o, listen: \"127.0.0.1:1\", kind: s2s-out, proxy_protocol: true }\n",
      6, "listeners[0].proxy_protocol is not allowed for kind s2s-out"},
     {DOM LIS "resolve: { nameservers: [\"127.0.0.1\"] }\n", 7, "resolve.nameservers[0]: "},
     {DOM LIS "admin: { listen: \"[::]:5222\" }\n", 7, "admin.listen [::]:5222 would share"},
@@ -695,9 +697,11 @@ TEST(error_rows_have_valid_twins)
         DOM LIS "s2s: { verify: optional, tls: opportunistic }\n",
         DOM LIS "s2s: { remotes: { a.test: { pin: true } } }\n",
         DOM LIS "admin: { listen: \"[::1]:9480\" }\n",
-        DOM LIS "resolve: { dnssec: false, unbound_options: [\"local-zone: test. transparent\"] }\n",
+        DOM LIS
+        "resolve: { dnssec: false, unbound_options: [\"local-zone: test. transparent\"] }\n",
         DOM LIS "limits: { drain_timeout: 0s }\nuser: nobody\ngroup: nogroup\n",
-        DOM "listeners:\n  - { name: c, listen: \"127.0.0.1:1\", kind: c2s, proxy_protocol: true }\n",
+        DOM
+        "listeners:\n  - { name: c, listen: \"127.0.0.1:1\", kind: c2s, proxy_protocol: true }\n",
         DOM "listeners:\n"
             "  - { name: a, listen: \"127.0.0.1:5222\", kind: c2s }\n"
             "  - { name: b, listen: \"127.0.0.2:5222\", kind: c2s }\n"
@@ -993,15 +997,15 @@ TEST(refcount_and_find)
 /* s2s:, resolve: and admin: (issue 3, issue 4): values, defaults and per-remote policy. */
 TEST(s2s_resolve_admin)
 {
-    struct cfg *c = load(DOM LIS "s2s:\n"                                         /* 6 */
-                                 "  verify: optional\n"                           /* 7 */
-                                 "  state_file: state/certs\n"                    /* 8 */
-                                 "  dialback_secret_file: /etc/xtp/secret\n"      /* 9 */
-                                 "  connect_timeout: 3s\n"                        /* 10 */
-                                 "  remotes:\n"                                   /* 11 */
+    struct cfg *c = load(DOM LIS "s2s:\n"                                    /* 6 */
+                                 "  verify: optional\n"                      /* 7 */
+                                 "  state_file: state/certs\n"               /* 8 */
+                                 "  dialback_secret_file: /etc/xtp/secret\n" /* 9 */
+                                 "  connect_timeout: 3s\n"                   /* 10 */
+                                 "  remotes:\n"                              /* 11 */
                                  "    Legacy.Example: { verify: required, tls: opportunistic }\n"
-                                 "    pinned.test: { pin: true }\n"               /* 13 */
-                                 "resolve:\n"                                     /* 14 */
+                                 "    pinned.test: { pin: true }\n" /* 13 */
+                                 "resolve:\n"                       /* 14 */
                                  "  static: { other.test: \"127.0.0.1:25269\", pinned.test: "
                                  "\"[::1]:5269\" }\n"
                                  "  nameservers: [\"127.0.0.1:5353\"]\n"

@@ -48,24 +48,25 @@ TEST(v1)
 TEST(v1_refused)
 {
     static const char *const bad[] = {
-        "PROXY TCP4 192.0.2.7 198.51.100.1 56324\r\n",        /* a field missing */
-        "PROXY TCP4 192.0.2.7  198.51.100.1 1 2\r\n",         /* two spaces */
-        "PROXY TCP4 192.0.2.777 198.51.100.1 1 2\r\n",        /* not an address */
-        "PROXY TCP4 2001:db8::7 198.51.100.1 1 2\r\n",        /* family mismatch */
-        "PROXY TCP4 192.0.2.7 198.51.100.1 65536 2\r\n",      /* port range */
-        "PROXY TCP4 192.0.2.7 198.51.100.1 01 2\r\n",         /* leading zero */
-        "PROXY UDP4 192.0.2.7 198.51.100.1 1 2\r\n",          /* not TCP */
-        "PROXY TCP4 192.0.2.7 198.51.100.1 1 2 \r\n",         /* trailing space */
-        "proxy TCP4 192.0.2.7 198.51.100.1 1 2\r\n",          /* case */
-        "<?xml version='1.0'?>",                              /* no header at all */
-        "\x16\x03\x01\x02\x00",                               /* a TLS ClientHello */
+        "PROXY TCP4 192.0.2.7 198.51.100.1 56324\r\n",   /* a field missing */
+        "PROXY TCP4 192.0.2.7  198.51.100.1 1 2\r\n",    /* two spaces */
+        "PROXY TCP4 192.0.2.777 198.51.100.1 1 2\r\n",   /* not an address */
+        "PROXY TCP4 2001:db8::7 198.51.100.1 1 2\r\n",   /* family mismatch */
+        "PROXY TCP4 192.0.2.7 198.51.100.1 65536 2\r\n", /* port range */
+        "PROXY TCP4 192.0.2.7 198.51.100.1 01 2\r\n",    /* leading zero */
+        "PROXY UDP4 192.0.2.7 198.51.100.1 1 2\r\n",     /* not TCP */
+        "PROXY TCP4 192.0.2.7 198.51.100.1 1 2 \r\n",    /* trailing space */
+        "proxy TCP4 192.0.2.7 198.51.100.1 1 2\r\n",     /* case */
+        "<?xml version='1.0'?>",                         /* no header at all */
+        "\x16\x03\x01\x02\x00",                          /* a TLS ClientHello */
     };
     char longline[200];
     struct proxy_proto pp;
 
     for (size_t i = 0; i < ARRAY_SIZE(bad); i++)
-        EXPECT_EQ_MSG(XTP_EBADFORMAT, proxy_proto_parse((const uint8_t *)bad[i], strlen(bad[i]), &pp),
-                      "row %zu", i);
+        EXPECT_EQ_MSG(XTP_EBADFORMAT,
+                      proxy_proto_parse((const uint8_t *)bad[i], strlen(bad[i]), &pp), "row %zu",
+                      i);
     memset(longline, 'A', sizeof(longline));
     memcpy(longline, "PROXY TCP4 ", 11);
     EXPECT_EQ(XTP_EBADFORMAT, proxy_proto_parse((const uint8_t *)longline, sizeof(longline), &pp));
@@ -73,10 +74,11 @@ TEST(v1_refused)
 
 TEST(v2)
 {
-    uint8_t h[64] = {0x0D, 0x0A, 0x0D, 0x0A, 0x00, 0x0D, 0x0A, 0x51, 0x55, 0x49, 0x54, 0x0A,
-                     0x21, 0x11, 0x00, 0x0C + 7, /* PROXY, TCP4, 12 bytes + a 7-byte TLV */
-                     192,  0,    2,    9,    198,  51,   100,  1,    0xDB, 0xF0, 0x14, 0x67,
-                     0x04, 0x00, 0x04, 'a',  'b',  'c',  'd'};
+    uint8_t h[64] = {
+        0x0D, 0x0A, 0x0D, 0x0A, 0x00, 0x0D,     0x0A, 0x51, 0x55, 0x49,
+        0x54, 0x0A, 0x21, 0x11, 0x00, 0x0C + 7, /* PROXY, TCP4, 12 bytes + a 7-byte TLV */
+        192,  0,    2,    9,    198,  51,       100,  1,    0xDB, 0xF0,
+        0x14, 0x67, 0x04, 0x00, 0x04, 'a',      'b',  'c',  'd'};
     struct proxy_proto pp;
     char ip[64];
     int port;
