@@ -17,6 +17,9 @@
 # Proxy config knobs read by write_proxy_config: LOG_LEVEL (debug), TLS_MIN_VERSION (1.2),
 # MAX_STANZA (64KiB), HANDSHAKE_TIMEOUT (10s), MAX_CONNECTIONS (1000).
 #
+# s2s tests: start_dnsmasq, start_jabberd2_s2s, start_prosody, start_tap, s2s_chat (the section
+# "s2s" below; docs/testing-s2s.md shows a whole test).
+#
 # Every wait is bounded; nothing here waits for a process or a port without a deadline.
 
 set -euo pipefail
