@@ -104,6 +104,12 @@ is_ours() {
     return 1
 }
 
+# alive PID: PID exists and is not a zombie. Unlike is_ours it holds from the fork on, before
+# the child has exec'd jabberd2 (is_ours would fail in that window and end a wait early).
+alive() {
+    kill -0 "$1" 2>/dev/null && ! grep -q '^State:.*Z' "/proc/$1/status" 2>/dev/null
+}
+
 do_stop() {
     local dir=$1 name pid live i
     local -a pids=()
@@ -281,8 +287,7 @@ wait_s2s() {
             grep -q '\[s2s\] online' "$dir/router.log" 2>/dev/null; then
             return 0
         fi
-        is_ours "$pid" "$dir" || return 1
-        grep -q '^State:.*Z' "/proc/$pid/status" 2>/dev/null && return 1
+        alive "$pid" || return 1
         sleep 0.1
     done
     return 1
@@ -435,7 +440,7 @@ do_start() {
     pid=$(start_one "$dir" sm)
     for ((i = 0; i < READY_TIMEOUT * 10; i++)); do
         grep -q "\[$domain\] online" "$dir/router.log" 2>/dev/null && break
-        is_ours "$pid" "$dir" || break
+        alive "$pid" || break
         sleep 0.1
     done
     grep -q "\[$domain\] online" "$dir/router.log" ||
