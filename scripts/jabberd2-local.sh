@@ -110,6 +110,12 @@ is_ours() {
     return 1
 }
 
+# alive PID: PID exists and is not a zombie. Unlike is_ours it holds from the fork on, before
+# the child has exec'd jabberd2 (is_ours would fail in that window and end a wait early).
+alive() {
+    kill -0 "$1" 2>/dev/null && ! grep -q '^State:.*Z' "/proc/$1/status" 2>/dev/null
+}
+
 do_stop() {
     local dir=$1 name pid live i
     local -a pids=()

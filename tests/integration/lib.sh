@@ -18,6 +18,9 @@
 # MAX_STANZA (64KiB), HANDSHAKE_TIMEOUT (10s), MAX_CONNECTIONS (1000), DRAIN_TIMEOUT (0s: SIGTERM
 # ends sessions at once, as the tests' stop_proxy expects).
 #
+# s2s tests: start_dnsmasq, start_jabberd2_s2s, start_prosody, start_tap, s2s_chat (the section
+# "s2s" below; docs/testing-s2s.md shows a whole test).
+#
 # Every wait is bounded; nothing here waits for a process or a port without a deadline.
 
 set -euo pipefail
