@@ -94,12 +94,6 @@ free_port() {
 }
 
 # is_ours PID DIR: PID is alive and is a jabberd2 process started with a config in DIR.
-# alive PID: the process exists and is not a zombie. Right after the fork it has not exec'd
-# jabberd2 yet, so is_ours() cannot tell it apart: start-up waits use this instead.
-alive() {
-    kill -0 "$1" 2>/dev/null && ! grep -q '^State:.*Z' "/proc/$1/status" 2>/dev/null
-}
-
 is_ours() {
     local cmd
     [ -r "/proc/$1/cmdline" ] || return 1
