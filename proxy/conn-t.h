@@ -52,6 +52,8 @@ struct conn {
     struct bytes back_hdr; /* the stream header for the backend, until connected */
     const char *back_text; /* the backend address for logs (borrowed from the cfg) */
     uint64_t t_start;      /* uv_now() at accept, ms */
+    uint64_t t_active;     /* uv_now() at the last read on either side, ms */
+    bool trimmed;          /* idle: parsers and TLS buffers given back (conn_sweep_start) */
     bool restart;          /* backend sent SASL <success/>: both streams restart */
     bool pumping;          /* inside conn_pump_peer(): no re-entry */
     bool fail_pending;     /* a write failed; closing on the next loop turn */

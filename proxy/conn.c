@@ -6,6 +6,7 @@
 #include "conn.h"
 
 #include <errno.h>
+#include <malloc.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -409,6 +410,57 @@ void conn_count_live(struct worker *w)
             metrics_session_open(w->metrics, (size_t)c->lst_idx);
 }
 
+/* ---- idle sessions ------------------------------------------------------------------------- */
+
+unsigned conn_trim_idle(struct worker *w, uint64_t idle_ms)
+{
+    uint64_t now = uv_now(w->loop);
+    unsigned n = 0;
+    size_t tls_bytes = 0;
+
+    for (struct conn *c = w->conns; c != NULL; c = c->next) {
+        if (c->trimmed || c->state != CONN_RELAY || now - c->t_active < idle_ms)
+            continue;
+        c->trimmed = true;
+        /* A parser with a unit pending (a stanza cut by the network) keeps its state. */
+        if (c->peer.xin != NULL)
+            xmpp_in_trim(c->peer.xin);
+        if (c->back.xin != NULL)
+            xmpp_in_trim(c->back.xin);
+        if (c->tls != NULL && c->tls_up)
+            tls_bytes += tls_trim(c->tls);
+        n++;
+    }
+    if (n > 0) {
+        /* The parsers' memory is now free holes between live sessions' blocks; only this
+         * hands their whole pages back to the kernel. */
+        malloc_trim(0);
+        log_msg(LOG_DEBUG, "worker %u: trimmed %u idle sessions (%zu KB of TLS buffers)",
+                w->index, n, tls_bytes / 1024);
+    }
+    return n;
+}
+
+static void sweep_cb(uv_timer_t *t)
+{
+    conn_trim_idle(t->data, CONN_IDLE_TRIM_MS);
+}
+
+void conn_sweep_start(struct worker *w)
+{
+    uv_timer_init(w->loop, &w->sweep);
+    w->sweep.data = w;
+    uv_timer_start(&w->sweep, sweep_cb, CONN_SWEEP_MS, CONN_SWEEP_MS);
+}
+
+void conn_sweep_stop(struct worker *w)
+{
+    uv_handle_t *h = (uv_handle_t *)&w->sweep;
+
+    if (h->type == UV_TIMER && !uv_is_closing(h))
+        uv_close(h, NULL);
+}
+
 void conn_close_all(struct worker *w)
 {
     for (struct conn *c = w->conns; c != NULL; c = c->next)
@@ -612,6 +664,8 @@ void conn_peer_read_cb(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
         return;
     }
     c->peer.rx += (uint64_t)nread;
+    c->t_active = uv_now(c->w->loop);
+    c->trimmed = false;
     metrics_bytes(c->w->metrics, METRICS_FROM_PEER, (uint64_t)nread);
     if (c->state == CONN_CLOSING)
         return;
@@ -670,6 +724,8 @@ void conn_back_read_cb(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
         return;
     }
     c->back.rx += (uint64_t)nread;
+    c->t_active = uv_now(c->w->loop);
+    c->trimmed = false;
     metrics_bytes(c->w->metrics, METRICS_FROM_BACKEND, (uint64_t)nread);
     err = relay_input(c, &c->back, (const uint8_t *)buf->base, (size_t)nread);
     if (err < 0 && c->state != CONN_CLOSING) {
@@ -1065,7 +1121,7 @@ void conn_accept(struct worker *w, uv_stream_t *server, const struct cfg_listene
     c->lst = lst;
     c->id = (w->next_id += w->nworkers);
     c->lst_idx = lst - cfg->listeners;
-    c->t_start = uv_now(w->loop);
+    c->t_start = c->t_active = uv_now(w->loop);
     metrics_session_open(w->metrics, (size_t)c->lst_idx);
     acc->tcp.data = c;
     acc->connected = true;

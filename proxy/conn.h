@@ -114,6 +114,21 @@ void conn_status_sessions(struct worker *w, struct json *j);
  * they will close into it). */
 void conn_count_live(struct worker *w);
 
+/* Idle sessions (RELAY, nothing read on either side for CONN_IDLE_TRIM_MS) give back what
+ * only moving bytes need: both parsers (xmpp_in_trim) and the pages of the TLS record
+ * buffers (tls_trim), then the heap's free pages go back to the kernel (malloc_trim). A
+ * session is trimmed once per idle spell; its next read rebuilds what it needs. Busy
+ * sessions never pay for it: the stanza path allocates nothing. Checked every
+ * CONN_SWEEP_MS by a timer on w's loop; conn_sweep_stop() closes it (at stop). */
+#define CONN_IDLE_TRIM_MS 5000
+#define CONN_SWEEP_MS     2000
+void conn_sweep_start(struct worker *w);
+void conn_sweep_stop(struct worker *w);
+
+/* Trims w's sessions idle for idle_ms or more now; returns how many (conn_sweep_start's
+ * timer calls it with CONN_IDLE_TRIM_MS). */
+unsigned conn_trim_idle(struct worker *w, uint64_t idle_ms);
+
 /* Closes every session of w with <system-shutdown/> (SIGTERM/SIGINT). */
 void conn_close_all(struct worker *w);
 

@@ -497,6 +497,7 @@ static void close_main_handles(struct main_ctx *m)
     m->admin = NULL;
     dns_close(m->w->dns, NULL, NULL);
     m->w->dns = NULL;
+    conn_sweep_stop(m->w);
 }
 
 /* During the drain: once the last session is gone, let the loop end. */
@@ -529,6 +530,7 @@ static void begin_stop(struct main_ctx *m, uint64_t grace_ms)
     w->nlsn = 0;
     uv_timer_stop(&m->expiry);
     uv_timer_stop(&m->tickets);
+    conn_sweep_stop(w);
     for (size_t i = 0; i < m->nruns; i++)
         post_stop(&m->runs[i], grace_ms);
     if (grace_ms == 0) {
@@ -586,6 +588,7 @@ static void worker_close(struct wrun *r)
         uv_close((uv_handle_t *)&r->ctl, NULL);
     if (!uv_is_closing((uv_handle_t *)&r->drain))
         uv_close((uv_handle_t *)&r->drain, NULL);
+    conn_sweep_stop(r->w);
     dns_close(r->w->dns, NULL, NULL);
     r->w->dns = NULL;
 }
@@ -599,6 +602,7 @@ static void worker_stop(struct wrun *r, uint64_t grace_ms)
     for (size_t i = 0; i < w->nlsn; i++)
         listener_stop(w->lsn[i]);
     w->nlsn = 0;
+    conn_sweep_stop(w);
     if (grace_ms == 0) {
         conn_close_all(w);
         w->drain_deadline = UINT64_MAX;
@@ -691,6 +695,8 @@ static void worker_main(void *arg)
         for (size_t i = 0; i < w->nlsn; i++)
             listener_stop(w->lsn[i]);
         worker_close(r);
+    } else {
+        conn_sweep_start(w);
     }
     uv_run(&r->loop, UV_RUN_DEFAULT);
     uv_loop_close(&r->loop);
@@ -852,6 +858,7 @@ static int run(struct main_ctx *m, struct snap *snap)
         check_key_modes(cfg);
         check_expiry(snap);
         uv_timer_start(&m->expiry, expiry_cb, EXPIRY_TICK_MS, EXPIRY_TICK_MS);
+        conn_sweep_start(w);
         log_msg(LOG_INFO,
                 "xmpp-tls-proxy %s running with %s (%zu domains, %zu listeners, %u workers)",
                 XTP_VERSION, cfg->path, cfg->ndomains, cfg->nlisteners, cfg->workers);

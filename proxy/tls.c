@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -14,6 +15,9 @@
 #include <string.h>
 #include <strings.h>
 #include <time.h>
+#include <unistd.h>
+
+#include <sys/mman.h>
 
 #include <mbedtls/ctr_drbg.h>
 #include <mbedtls/ecp.h>
@@ -1017,6 +1021,63 @@ int tls_handshake(struct tls *t)
         name_failure(t, rc);
         return fail(t, "handshake", rc);
     }
+}
+
+/* The whole pages in [buf + keep, buf + len), given back with MADV_DONTNEED (anonymous
+ * private memory then reads as zeros). Returns their size, or 0. */
+static size_t release_pages(unsigned char *buf, size_t len, size_t keep)
+{
+    static long page_size;
+    uintptr_t page, lo, hi;
+
+    if (page_size <= 0)
+        page_size = sysconf(_SC_PAGESIZE);
+    if (page_size <= 0 || len <= keep)
+        return 0;
+    page = (uintptr_t)page_size;
+    lo = ((uintptr_t)buf + keep + page - 1) & ~(page - 1);
+    hi = ((uintptr_t)buf + len) & ~(page - 1);
+    if (hi <= lo || madvise((void *)lo, hi - lo, MADV_DONTNEED) != 0)
+        return 0;
+    return hi - lo;
+}
+
+/* mbedTLS 3.x keeps, for TLS (not DTLS), the incoming record counter in in_buf[0..8) with the
+ * record header right after it, and the outgoing one likewise in out_buf (ssl_msg.c,
+ * mbedtls_ssl_reset_in_pointers / _out_pointers). Everything past the first record header
+ * is scratch once a record has been consumed or sent. The fields are private: they are read
+ * only where the layout matches what was checked, else nothing is trimmed. */
+#define TRIM_KEEP 64 /* counter + header + slack; rounding up to a page keeps the whole first */
+
+size_t tls_trim(struct tls *t)
+{
+#if MBEDTLS_VERSION_MAJOR == 3
+    mbedtls_ssl_context *ssl = &t->ssl;
+    unsigned char *in = ssl->MBEDTLS_PRIVATE(in_buf), *out = ssl->MBEDTLS_PRIVATE(out_buf);
+    size_t in_len = 0, out_len = 0;
+
+    if (!t->hs_done || t->feed != NULL || bytes_len(&t->in) > 0 || in == NULL || out == NULL ||
+        mbedtls_ssl_check_pending(ssl) != 0 || ssl->MBEDTLS_PRIVATE(in_left) != 0 ||
+        ssl->MBEDTLS_PRIVATE(in_msglen) != 0 || ssl->MBEDTLS_PRIVATE(out_left) != 0 ||
+        ssl->MBEDTLS_PRIVATE(keep_current_message) != 0)
+        return 0;
+    if (ssl->MBEDTLS_PRIVATE(in_ctr) != in || ssl->MBEDTLS_PRIVATE(in_hdr) != in + 8 ||
+        ssl->MBEDTLS_PRIVATE(out_ctr) != out || ssl->MBEDTLS_PRIVATE(out_hdr) != out + 8)
+        return 0;
+#if defined(MBEDTLS_SSL_VARIABLE_BUFFER_LENGTH)
+    in_len = ssl->MBEDTLS_PRIVATE(in_buf_len);
+    out_len = ssl->MBEDTLS_PRIVATE(out_buf_len);
+#elif defined(MBEDTLS_PLATFORM_MEMORY)
+    return 0; /* mbedtls_calloc may not be libc's: the buffers' sizes are unknown */
+#else
+    in_len = malloc_usable_size(in); /* libc's calloc made them: at least the size asked */
+    out_len = malloc_usable_size(out);
+#endif
+    return release_pages(in, in_len, TRIM_KEEP) + release_pages(out, out_len, TRIM_KEEP);
+#else
+    (void)t;
+    return 0;
+#endif
 }
 
 int tls_read(struct tls *t, void *buf, size_t cap)

@@ -92,6 +92,17 @@ int tls_read(struct tls *t, void *buf, size_t cap);
 /* Encrypts all len bytes and hands the records to the send callback. 0 or XTP_ETLS. */
 int tls_write(struct tls *t, const void *data, size_t len);
 
+/* For idle sessions: gives the kernel back the pages inside mbedTLS's two record buffers
+ * (16 KiB each, allocated for the session's life by mbedtls_ssl_setup()) when nothing is
+ * buffered in them: handshake done, no input waiting here or in mbedTLS, no output pending.
+ * The first page of each stays, which holds the record sequence numbers; the others read
+ * back as zeros and cost a page fault when the next record arrives. Returns the bytes given
+ * back (0 when the session is busy, or when this mbedTLS's layout is not the one checked
+ * for). The decrypted state (keys, counters) is untouched: the session goes on as before.
+ * TLS 1.2 has mbedtls_ssl_context_save() for this, but 3.6 supports it for DTLS only; this
+ * works for 1.2 and 1.3 alike. */
+size_t tls_trim(struct tls *t);
+
 /* Sends close_notify. 0 or XTP_ETLS. */
 int tls_close_notify(struct tls *t);
 

@@ -50,6 +50,7 @@ struct worker {
     struct metrics *metrics;         /* this loop's shard of the process's metrics (metrics.h) */
     struct worker_ticket tickets[WORKER_TICKETS];
     unsigned ticket_next; /* the slot the next new remote takes (round robin) */
+    uv_timer_t sweep;     /* conn_sweep_start(): trims idle sessions */
     uint8_t rbuf[WORKER_RBUF_SIZE];
     uint8_t pbuf[WORKER_PBUF_SIZE];
 };

@@ -8,9 +8,12 @@
  * before the end handler and reports a count of 0, so index + count is right there too.
  *
  * Memory. The parser allocates nothing per stanza: the attributes, the direct text and the
- * recorded children of the open depth-1 element live in fixed arenas inside struct xmpp_in.
+ * recorded children of the open depth-1 element live in fixed arenas (struct xin_work).
  * expat itself buffers the bytes of the pending unit, which the size limit keeps below
- * max_stanza + XMPP_IN_SLICE. */
+ * max_stanza + XMPP_IN_SLICE. Between stanzas xmpp_in_trim() frees expat and the arenas; what
+ * stays is struct xmpp_in and a copy of the stream header (a few hundred bytes), from which
+ * the next feed rebuilds the parser. The caller decides when (conn.c: idle sessions only, so
+ * that a busy stream never pays for the rebuild). */
 #include "xmpp_in.h"
 
 #include <errno.h>
@@ -30,10 +33,30 @@
 #define ATTR_ARENA 4096 /* names and values of the depth-1 element's attributes */
 #define TEXT_MAX   1024 /* its direct text, NUL included */
 #define NAME_ARENA 2048 /* expanded names of its recorded children */
-#define HDR_MAX    2048 /* a resumable parser keeps the stream header's bytes up to this size */
+#define HDR_MAX    2048 /* the stream header's bytes are kept up to this size */
+
+/* What parsing needs only while bytes flow: expat and the open depth-1 element's arenas
+ * (about 8.5 KB here and 8 to 20 KB inside expat). Allocated on demand; xmpp_in_trim() gives
+ * it back between stanzas, and the next feed rebuilds it from the saved stream header. */
+struct xin_work {
+    XML_Parser parser; /* owned */
+    uint64_t elem_start;
+    bool recording;       /* its name is in record: its children are recorded */
+    bool text_full;       /* text reached TEXT_MAX - 1 bytes: the rest is not kept */
+    bool attrs_truncated; /* an attribute did not fit */
+    bool children_truncated;
+    int open_child; /* index in children of the open depth-2 child, or -1 */
+    size_t nattrs, nchildren, text_len, attr_used, name_used;
+    struct xmpp_attr attrs[XMPP_IN_MAX_ATTRS];
+    struct xmpp_child children[XMPP_IN_MAX_CHILDREN];
+    char text[TEXT_MAX];
+    char attr_arena[ATTR_ARENA]; /* also holds the root's default namespace */
+    char name_arena[NAME_ARENA];
+    const char *default_ns; /* in attr_arena, or NULL; valid until the root's start tag */
+};
 
 struct xmpp_in {
-    XML_Parser parser;             /* owned */
+    struct xin_work *wk;           /* owned; NULL after xmpp_in_trim() until the next feed */
     const struct xmpp_in_ops *ops; /* borrowed */
     void *arg;                     /* borrowed, passed to ops */
     const char *const *record;     /* borrowed: names whose children we record */
@@ -48,25 +71,12 @@ struct xmpp_in {
     unsigned depth;     /* open elements; 1 while inside <stream:stream> only */
     unsigned long err_line, err_col;
 
-    /* The open depth-1 element. */
-    uint64_t elem_start;
-    bool recording;       /* its name is in record: its children are recorded */
-    bool text_full;       /* text reached TEXT_MAX - 1 bytes: the rest is not kept */
-    bool attrs_truncated; /* an attribute did not fit */
-    bool children_truncated;
-    int open_child; /* index in children of the open depth-2 child, or -1 */
-    size_t nattrs, nchildren, text_len, attr_used, name_used;
-    struct xmpp_attr attrs[XMPP_IN_MAX_ATTRS];
-    struct xmpp_child children[XMPP_IN_MAX_CHILDREN];
-    char text[TEXT_MAX];
-    char attr_arena[ATTR_ARENA]; /* also holds the root's default namespace */
-    char name_arena[NAME_ARENA];
-    const char *default_ns; /* in attr_arena, or NULL; valid until the root's start tag */
-
-    /* xmpp_in_set_resumable(): the bytes of this document up to the end of the stream
-     * header, replayed into a fresh expat parser by xmpp_in_resume(). */
-    bool resumable;
+    /* The bytes of this document up to the end of its stream header, replayed into a fresh
+     * expat parser after a trim or a pause (xmpp_in_resume()). Kept at their exact size once
+     * the header is complete. */
+    bool resumable; /* xmpp_in_set_resumable(): a header longer than HDR_MAX is an error */
     bool replaying; /* feeding hdr back: no events, no accounting */
+    bool hdr_lost;  /* the header outgrew HDR_MAX: this document cannot be trimmed */
     uint8_t *hdr;   /* owned; NULL until the first byte of a document */
     size_t hdr_len; /* bytes captured since the document's first byte ... */
     size_t hdr_end; /* ... and where its stream header ends (0: not yet) */
@@ -74,12 +84,12 @@ struct xmpp_in {
 
 static uint64_t here(const struct xmpp_in *in)
 {
-    return in->base + (uint64_t)XML_GetCurrentByteIndex(in->parser);
+    return in->base + (uint64_t)XML_GetCurrentByteIndex(in->wk->parser);
 }
 
 static uint64_t here_end(const struct xmpp_in *in)
 {
-    return here(in) + (uint64_t)XML_GetCurrentByteCount(in->parser);
+    return here(in) + (uint64_t)XML_GetCurrentByteCount(in->wk->parser);
 }
 
 /* Stops the parser for good with err (a negative code). Called from handlers. */
@@ -89,9 +99,9 @@ static void fail(struct xmpp_in *in, int err)
         return;
     in->stopped = true;
     in->err = err;
-    in->err_line = XML_GetCurrentLineNumber(in->parser);
-    in->err_col = XML_GetCurrentColumnNumber(in->parser);
-    XML_StopParser(in->parser, XML_FALSE);
+    in->err_line = XML_GetCurrentLineNumber(in->wk->parser);
+    in->err_col = XML_GetCurrentColumnNumber(in->wk->parser);
+    XML_StopParser(in->wk->parser, XML_FALSE);
 }
 
 /* Acts on an event callback's answer; end is the offset right after the event. */
@@ -103,7 +113,7 @@ static void answer(struct xmpp_in *in, int rc, uint64_t end)
         in->stopped = true;
         in->err = XMPP_IN_PAUSED;
         in->pause_end = end;
-        XML_StopParser(in->parser, XML_FALSE);
+        XML_StopParser(in->wk->parser, XML_FALSE);
     }
 }
 
@@ -141,7 +151,7 @@ static void open_stream(struct xmpp_in *in, const XML_Char *name, const XML_Char
 {
     struct xmpp_hdr h = {
         .name = name,
-        .default_ns = in->default_ns,
+        .default_ns = in->wk->default_ns,
         .to = find_attr(atts, "to"),
         .from = find_attr(atts, "from"),
         .id = find_attr(atts, "id"),
@@ -158,12 +168,16 @@ static void open_stream(struct xmpp_in *in, const XML_Char *name, const XML_Char
     in->safe = h.end;
     if (in->replaying)
         return; /* xmpp_in_resume() re-reads a header that was reported already */
-    if (in->resumable) {
-        if (h.end - in->base > in->hdr_len) {
-            fail(in, XTP_ETOOBIG); /* a header longer than HDR_MAX: not resumable */
-            return;
-        }
+    if (h.end - in->base <= in->hdr_len) {
         in->hdr_end = (size_t)(h.end - in->base);
+    } else if (in->resumable) {
+        fail(in, XTP_ETOOBIG); /* a header longer than HDR_MAX: not resumable */
+        return;
+    } else {
+        in->hdr_lost = true; /* parsed as usual, only never trimmed */
+        free(in->hdr);
+        in->hdr = NULL;
+        in->hdr_len = 0;
     }
     answer(in, in->ops->stream_open(in->arg, &h), h.end);
 }
@@ -175,35 +189,35 @@ static void open_elem(struct xmpp_in *in, const XML_Char *name, const XML_Char *
         fail(in, XTP_EBADFORMAT);
         return;
     }
-    in->elem_start = here(in);
-    in->nattrs = in->nchildren = in->text_len = in->attr_used = in->name_used = 0;
-    in->text[0] = '\0';
-    in->text_full = in->attrs_truncated = in->children_truncated = false;
-    in->open_child = -1;
-    in->recording = false;
+    in->wk->elem_start = here(in);
+    in->wk->nattrs = in->wk->nchildren = in->wk->text_len = in->wk->attr_used = in->wk->name_used = 0;
+    in->wk->text[0] = '\0';
+    in->wk->text_full = in->wk->attrs_truncated = in->wk->children_truncated = false;
+    in->wk->open_child = -1;
+    in->wk->recording = false;
     for (size_t i = 0; in->record != NULL && in->record[i] != NULL; i++)
         if (strcmp(in->record[i], name) == 0)
-            in->recording = true;
+            in->wk->recording = true;
 
     for (size_t i = 0; atts[i] != NULL; i += 2) {
         const char *n, *v;
 
-        if (in->nattrs == XMPP_IN_MAX_ATTRS) {
-            in->attrs_truncated = true;
+        if (in->wk->nattrs == XMPP_IN_MAX_ATTRS) {
+            in->wk->attrs_truncated = true;
             break;
         }
-        n = arena_copy(in->attr_arena, ATTR_ARENA, &in->attr_used, atts[i], strlen(atts[i]));
-        v = n ? arena_copy(in->attr_arena, ATTR_ARENA, &in->attr_used, atts[i + 1],
+        n = arena_copy(in->wk->attr_arena, ATTR_ARENA, &in->wk->attr_used, atts[i], strlen(atts[i]));
+        v = n ? arena_copy(in->wk->attr_arena, ATTR_ARENA, &in->wk->attr_used, atts[i + 1],
                            strlen(atts[i + 1]))
               : NULL;
         if (v == NULL) {
             /* Dropped, never cut: a shortened 'to' would name another domain. */
-            in->attrs_truncated = true;
+            in->wk->attrs_truncated = true;
             continue;
         }
-        in->attrs[in->nattrs].name = n;
-        in->attrs[in->nattrs].value = v;
-        in->nattrs++;
+        in->wk->attrs[in->wk->nattrs].name = n;
+        in->wk->attrs[in->wk->nattrs].value = v;
+        in->wk->nattrs++;
     }
 }
 
@@ -211,19 +225,19 @@ static void open_child(struct xmpp_in *in, const XML_Char *name)
 {
     const char *copy;
 
-    if (in->nchildren == XMPP_IN_MAX_CHILDREN) {
-        in->children_truncated = true;
+    if (in->wk->nchildren == XMPP_IN_MAX_CHILDREN) {
+        in->wk->children_truncated = true;
         return;
     }
-    copy = arena_copy(in->name_arena, NAME_ARENA, &in->name_used, name, strlen(name));
+    copy = arena_copy(in->wk->name_arena, NAME_ARENA, &in->wk->name_used, name, strlen(name));
     if (copy == NULL) {
-        in->children_truncated = true;
+        in->wk->children_truncated = true;
         return;
     }
-    in->children[in->nchildren].name = copy;
-    in->children[in->nchildren].start = here(in);
-    in->children[in->nchildren].end = here(in); /* set by the end handler */
-    in->open_child = (int)in->nchildren++;
+    in->wk->children[in->wk->nchildren].name = copy;
+    in->wk->children[in->wk->nchildren].start = here(in);
+    in->wk->children[in->wk->nchildren].end = here(in); /* set by the end handler */
+    in->wk->open_child = (int)in->wk->nchildren++;
 }
 
 static void XMLCALL start_cb(void *ud, const XML_Char *name, const XML_Char **atts)
@@ -242,7 +256,7 @@ static void XMLCALL start_cb(void *ud, const XML_Char *name, const XML_Char **at
         open_stream(in, name, atts);
     else if (level == 1)
         open_elem(in, name, atts);
-    else if (level == 2 && in->recording)
+    else if (level == 2 && in->wk->recording)
         open_child(in, name);
 }
 
@@ -250,15 +264,15 @@ static void close_elem(struct xmpp_in *in, const XML_Char *name, uint64_t end)
 {
     struct xmpp_elem e = {
         .name = name,
-        .start = in->elem_start,
+        .start = in->wk->elem_start,
         .end = end,
-        .attrs = in->attrs,
-        .nattrs = in->nattrs,
-        .attrs_truncated = in->attrs_truncated,
-        .text = in->text,
-        .children = in->children,
-        .nchildren = in->nchildren,
-        .children_truncated = in->children_truncated,
+        .attrs = in->wk->attrs,
+        .nattrs = in->wk->nattrs,
+        .attrs_truncated = in->wk->attrs_truncated,
+        .text = in->wk->text,
+        .children = in->wk->children,
+        .nchildren = in->wk->nchildren,
+        .children_truncated = in->wk->children_truncated,
     };
 
     /* Checked here as well as on bytes fed, so that the limit does not depend on how the
@@ -289,9 +303,9 @@ static void XMLCALL end_cb(void *ud, const XML_Char *name)
         answer(in, in->ops->stream_close(in->arg, end), end);
     } else if (in->depth == 1) {
         close_elem(in, name, end);
-    } else if (in->depth == 2 && in->open_child >= 0) {
-        in->children[in->open_child].end = end;
-        in->open_child = -1;
+    } else if (in->depth == 2 && in->wk->open_child >= 0) {
+        in->wk->children[in->wk->open_child].end = end;
+        in->wk->open_child = -1;
     }
 }
 
@@ -299,19 +313,19 @@ static void XMLCALL end_cb(void *ud, const XML_Char *name)
  * character is cut only where the buffer is full, and then nothing more is appended. */
 static void keep_text(struct xmpp_in *in, const XML_Char *s, size_t len)
 {
-    size_t room = TEXT_MAX - 1 - in->text_len;
+    size_t room = TEXT_MAX - 1 - in->wk->text_len;
 
-    if (in->text_full)
+    if (in->wk->text_full)
         return;
     if (len > room) {
         len = room;
         while (len > 0 && ((unsigned char)s[len] & 0xC0) == 0x80)
             len--; /* s[len] continues a character that would be cut */
-        in->text_full = true;
+        in->wk->text_full = true;
     }
-    memcpy(in->text + in->text_len, s, len);
-    in->text_len += len;
-    in->text[in->text_len] = '\0';
+    memcpy(in->wk->text + in->wk->text_len, s, len);
+    in->wk->text_len += len;
+    in->wk->text[in->wk->text_len] = '\0';
 }
 
 static void XMLCALL chars_cb(void *ud, const XML_Char *s, int len)
@@ -341,9 +355,9 @@ static void XMLCALL ns_start_cb(void *ud, const XML_Char *prefix, const XML_Char
     if (in->stopped || in->depth != 0 || prefix != NULL || uri == NULL)
         return;
     /* Copied: expat does not promise that uri lives until the start handler. */
-    in->attr_used = 0;
-    in->default_ns = arena_copy(in->attr_arena, ATTR_ARENA, &in->attr_used, uri, strlen(uri));
-    if (in->default_ns == NULL)
+    in->wk->attr_used = 0;
+    in->wk->default_ns = arena_copy(in->wk->attr_arena, ATTR_ARENA, &in->wk->attr_used, uri, strlen(uri));
+    if (in->wk->default_ns == NULL)
         fail(in, XTP_ENAMESPACE); /* longer than any namespace we could accept */
 }
 
@@ -374,7 +388,7 @@ static void XMLCALL pi_cb(void *ud, const XML_Char *target, const XML_Char *data
 /* Handlers and options, for a new parser and after XML_ParserReset(), which clears them. */
 static void setup(struct xmpp_in *in)
 {
-    XML_Parser p = in->parser;
+    XML_Parser p = in->wk->parser;
 
     XML_SetUserData(p, in);
     XML_SetElementHandler(p, start_cb, end_cb);
@@ -394,10 +408,36 @@ static void setup(struct xmpp_in *in)
     in->err = 0;
     in->stopped = false;
     in->depth = 0;
-    in->default_ns = NULL;
-    in->attr_used = 0;
+    in->wk->default_ns = NULL;
+    in->wk->attr_used = 0;
     in->err_line = in->err_col = 0;
     in->hdr_len = in->hdr_end = 0;
+    in->hdr_lost = false;
+}
+
+/* A work area with a fresh expat parser; NULL when out of memory. */
+static struct xin_work *work_new(void)
+{
+    struct xin_work *wk = malloc(sizeof(*wk));
+
+    if (wk == NULL)
+        return NULL;
+    /* RFC 6120 §11.6: UTF-8 only. Naming the encoding here makes expat ignore an encoding=
+     * declaration; what still makes it switch to UTF-16 is refused in xmpp_in_feed(). */
+    wk->parser = XML_ParserCreateNS("UTF-8", '|');
+    if (wk->parser == NULL) {
+        free(wk);
+        return NULL;
+    }
+    return wk;
+}
+
+static void work_free(struct xin_work *wk)
+{
+    if (wk == NULL)
+        return;
+    XML_ParserFree(wk->parser);
+    free(wk);
 }
 
 struct xmpp_in *xmpp_in_new(const struct xmpp_in_ops *ops, void *arg, size_t max_stanza,
@@ -407,10 +447,8 @@ struct xmpp_in *xmpp_in_new(const struct xmpp_in_ops *ops, void *arg, size_t max
 
     if (in == NULL)
         return NULL;
-    /* RFC 6120 §11.6: UTF-8 only. Naming the encoding here makes expat ignore an encoding=
-     * declaration; what still makes it switch to UTF-16 is refused in xmpp_in_feed(). */
-    in->parser = XML_ParserCreateNS("UTF-8", '|');
-    if (in->parser == NULL) {
+    in->wk = work_new();
+    if (in->wk == NULL) {
         free(in);
         return NULL;
     }
@@ -426,7 +464,7 @@ void xmpp_in_free(struct xmpp_in *in)
 {
     if (in == NULL)
         return;
-    XML_ParserFree(in->parser);
+    work_free(in->wk);
     free(in->hdr);
     free(in);
 }
@@ -441,51 +479,91 @@ bool xmpp_in_paused(const struct xmpp_in *in)
     return in->err == XMPP_IN_PAUSED;
 }
 
-int xmpp_in_resume(struct xmpp_in *in)
+/* Re-reads this document's stream header into in->wk's parser (fresh or reset) so that it
+ * stands between depth-1 elements at offset at, where the header's bytes end... shifted: the
+ * new document's byte indexes count from the replayed header's first byte, so offsets go on
+ * exactly where they were. 0 or the parser's error. */
+static int replay_header(struct xmpp_in *in, uint64_t at)
 {
-    uint64_t at = in->pause_end;
+    size_t hdr_end = in->hdr_end;
+    uint8_t *hdr = in->hdr;
     enum XML_Status st;
 
-    if (in->err != XMPP_IN_PAUSED)
-        return in->err;
-    if (!in->resumable || in->hdr_end == 0 || in->depth != 1)
-        return -EINVAL; /* paused inside the header, or an element: cannot continue */
-    if (!XML_ParserReset(in->parser, "UTF-8"))
-        return -ENOMEM;
-    /* Byte indexes of the new document count from the replayed header's first byte, so that
-     * offsets continue: the header ends exactly where the pause was. */
-    in->offset = at - in->hdr_end;
+    in->offset = at - hdr_end;
+    in->hdr = NULL; /* setup() starts a new capture; this copy is the one to keep */
     setup(in);
-    in->hdr_len = in->hdr_end = 0;
+    in->hdr = hdr;
     in->replaying = true;
-    st = XML_Parse(in->parser, (const char *)in->hdr, (int)(at - in->base), XML_FALSE);
+    st = XML_Parse(in->wk->parser, (const char *)hdr, (int)hdr_end, XML_FALSE);
     in->replaying = false;
     in->offset = at;
+    in->hdr_end = in->hdr_len = hdr_end;
     if (st != XML_STATUS_OK || in->err != 0 || in->depth != 1) {
         in->err = in->err != 0 ? in->err : XTP_EXML;
         return in->err;
     }
-    in->hdr_end = (size_t)(at - in->base);
-    in->hdr_len = in->hdr_end;
     in->safe = at;
     return 0;
 }
 
+int xmpp_in_resume(struct xmpp_in *in)
+{
+    if (in->err != XMPP_IN_PAUSED)
+        return in->err;
+    if (!in->resumable || in->hdr_end == 0 || in->depth != 1)
+        return -EINVAL; /* paused inside the header, or an element: cannot continue */
+    if (!XML_ParserReset(in->wk->parser, "UTF-8"))
+        return -ENOMEM;
+    return replay_header(in, in->pause_end);
+}
+
+bool xmpp_in_trim(struct xmpp_in *in)
+{
+    if (in->wk == NULL || in->err != 0 || in->depth != 1 || in->offset != in->safe ||
+        in->hdr_end == 0 || in->hdr_lost)
+        return false;
+    work_free(in->wk);
+    in->wk = NULL;
+    return true;
+}
+
+bool xmpp_in_trimmed(const struct xmpp_in *in)
+{
+    return in->wk == NULL;
+}
+
+/* After a trim: a new parser, standing where the old one stood. 0 or a negative code. */
+static int rebuild(struct xmpp_in *in)
+{
+    in->wk = work_new();
+    if (in->wk == NULL)
+        return -ENOMEM;
+    return replay_header(in, in->offset);
+}
+
 int xmpp_in_reset(struct xmpp_in *in)
 {
-    /* Fails only for expat's child parsers (external entities), which we never create. */
-    if (!XML_ParserReset(in->parser, "UTF-8"))
+    /* XML_ParserReset fails only for expat's child parsers (external entities), which we never
+     * create. A trimmed parser gets a fresh one. */
+    if (in->wk == NULL) {
+        in->wk = work_new();
+        if (in->wk == NULL)
+            return -ENOMEM;
+    } else if (!XML_ParserReset(in->wk->parser, "UTF-8")) {
         return -ENOMEM;
+    }
+    free(in->hdr);
+    in->hdr = NULL;
     setup(in);
     return 0;
 }
 
 static int expat_error(struct xmpp_in *in)
 {
-    enum XML_Error e = XML_GetErrorCode(in->parser);
+    enum XML_Error e = XML_GetErrorCode(in->wk->parser);
 
-    in->err_line = XML_GetCurrentLineNumber(in->parser);
-    in->err_col = XML_GetCurrentColumnNumber(in->parser);
+    in->err_line = XML_GetCurrentLineNumber(in->wk->parser);
+    in->err_col = XML_GetCurrentColumnNumber(in->wk->parser);
     switch (e) {
     case XML_ERROR_NO_MEMORY:
         return -ENOMEM;
@@ -494,6 +572,16 @@ static int expat_error(struct xmpp_in *in)
     default:
         return XTP_EXML;
     }
+}
+
+/* Once the header is complete, keeps just its bytes (they are all a trim needs). */
+static void shrink_hdr(struct xmpp_in *in)
+{
+    uint8_t *h = realloc(in->hdr, in->hdr_end);
+
+    if (h != NULL) /* on failure the larger block simply stays */
+        in->hdr = h;
+    in->hdr_len = in->hdr_end;
 }
 
 int xmpp_in_feed(struct xmpp_in *in, const void *data, size_t len, size_t *used)
@@ -507,6 +595,8 @@ int xmpp_in_feed(struct xmpp_in *in, const void *data, size_t len, size_t *used)
         return -EINVAL; /* a paused parser is only reset or freed */
     if (in->err != 0)
         return in->err;
+    if (in->wk == NULL && len > 0 && (in->err = rebuild(in)) != 0)
+        return in->err;
     /* expat 2.5.0 picks UTF-16 from a document's first two bytes (FF FE, FE FF, 3C 00,
      * 00 3C) even when told UTF-8 (measured). None of 00, FE, FF can appear in UTF-8 XML. */
     for (size_t i = 0; i < len && in->offset + i - in->base < 2; i++)
@@ -518,7 +608,7 @@ int xmpp_in_feed(struct xmpp_in *in, const void *data, size_t len, size_t *used)
         size_t n = len - done < XMPP_IN_SLICE ? len - done : XMPP_IN_SLICE;
         enum XML_Status st;
 
-        if (in->resumable && in->hdr_end == 0 && in->hdr_len < HDR_MAX) {
+        if (in->hdr_end == 0 && !in->hdr_lost && in->hdr_len < HDR_MAX) {
             size_t take = n < HDR_MAX - in->hdr_len ? n : HDR_MAX - in->hdr_len;
 
             if (in->hdr == NULL && (in->hdr = malloc(HDR_MAX)) == NULL) {
@@ -528,7 +618,7 @@ int xmpp_in_feed(struct xmpp_in *in, const void *data, size_t len, size_t *used)
             memcpy(in->hdr + in->hdr_len, p + done, take);
             in->hdr_len += take;
         }
-        st = XML_Parse(in->parser, (const char *)p + done, (int)n, XML_FALSE);
+        st = XML_Parse(in->wk->parser, (const char *)p + done, (int)n, XML_FALSE);
 
         if (in->err == XMPP_IN_PAUSED) {
             *used = (size_t)(in->pause_end - first);
@@ -540,14 +630,16 @@ int xmpp_in_feed(struct xmpp_in *in, const void *data, size_t len, size_t *used)
         in->offset += n;
         if (in->err != 0)
             return in->err;
+        if (in->hdr_end != 0 && in->hdr_len > in->hdr_end)
+            shrink_hdr(in);
         if (st != XML_STATUS_OK) {
             in->err = expat_error(in);
             return in->err;
         }
         if (in->offset - in->safe > in->max_stanza) {
             in->err = XTP_ETOOBIG;
-            in->err_line = XML_GetCurrentLineNumber(in->parser);
-            in->err_col = XML_GetCurrentColumnNumber(in->parser);
+            in->err_line = XML_GetCurrentLineNumber(in->wk->parser);
+            in->err_col = XML_GetCurrentColumnNumber(in->wk->parser);
             return in->err;
         }
     }

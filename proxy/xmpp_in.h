@@ -102,6 +102,16 @@ bool xmpp_in_paused(const struct xmpp_in *in);
  * or the parser's error. A parser that is not paused is left alone (0 or its error). */
 int xmpp_in_resume(struct xmpp_in *in);
 
+/* Frees the expat parser and the element arenas (about 20 KB) when in stands between depth-1
+ * elements with nothing pending: offset == safe, no error, no pause, a stream header of at
+ * most 2048 bytes. The next xmpp_in_feed() (or xmpp_in_reset()) builds a fresh parser that
+ * re-reads the saved header without events, so parsing goes on as if nothing happened. True
+ * when it freed them. For idle sessions: a rebuild costs an allocation and the header's parse. */
+bool xmpp_in_trim(struct xmpp_in *in);
+
+/* True while in holds no parser (trimmed and not fed since). */
+bool xmpp_in_trimmed(const struct xmpp_in *in);
+
 /* Starts a new stream at the current offset (after TLS, after SASL success). 0 or -ENOMEM. */
 int xmpp_in_reset(struct xmpp_in *in);
 

@@ -956,13 +956,25 @@ TEST(application_data_both_ways)
         EXPECT_EQ(sizeof(out), read_len);
         EXPECT(memcmp(out, read_buf, sizeof(out)) == 0);
 
+        /* Idle: the record buffers' pages go back (at least 3 of each buffer's 4 whole
+         * pages), and the session goes on both ways (below). */
+        EXPECT(tls_trim(p.srv) >= 6 * 4096);
+        fill(out, sizeof(out), 11 + (unsigned)v);
+        EXPECT_EQ(0, tls_write(p.srv, out, sizeof(out)));
+        EXPECT_EQ(sizeof(out), client_read(&p, in, sizeof(in)));
+        EXPECT(memcmp(out, in, sizeof(out)) == 0);
+        EXPECT(tls_trim(p.srv) >= 6 * 4096);
+
         /* Several records in one lend, read with a cap of 100: the rest waits in the
-         * session's own buffer after tls_feed_end() and is read without a new lend. */
+         * session's own buffer after tls_feed_end() and is read without a new lend. While
+         * it waits, nothing is trimmed. */
         EXPECT_EQ(3000, client_write(&p, out, 3000));
         EXPECT_EQ(5, mbedtls_ssl_write(&p.cli, (const uint8_t *)"hello", 5));
         tls_feed(p.srv, bytes_data(&p.c2s), bytes_len(&p.c2s));
         EXPECT_EQ(100, tls_read(p.srv, read_buf, 100));
+        EXPECT_EQ(0, tls_trim(p.srv));
         EXPECT_EQ(0, tls_feed_end(p.srv));
+        EXPECT_EQ(0, tls_trim(p.srv));
         bytes_consume(&p.c2s, bytes_len(&p.c2s));
         read_len = 100;
         read_cap = 100;

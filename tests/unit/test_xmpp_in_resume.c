@@ -1,6 +1,7 @@
-/* test_xmpp_in_resume.c: xmpp_in_set_resumable() / xmpp_in_resume(), which s2s-in uses to hold
- * a remote's input after an authentication element and continue exactly there later. (A file
- * of its own: test_xmpp_in.c has its 24 tests.) */
+/* test_xmpp_in_resume.c: the parser rebuilt from its saved stream header. xmpp_in_resume(),
+ * which s2s-in uses to hold a remote's input after an authentication element and continue
+ * exactly there later; and xmpp_in_trim(), which idle sessions use to give the parser's memory
+ * back between stanzas. (A file of its own: test_xmpp_in.c has its 24 tests.) */
 #include "xmpp_in.h"
 
 #include <errno.h>
@@ -130,4 +131,105 @@ TEST(resume_refusals)
     xmpp_in_free(in);
 }
 
-TEST_MAIN(resume_continues_exactly, resume_refusals)
+/* Trimmed after every feed, wherever the feeds were cut: the same events and offsets as an
+ * uninterrupted parse, prefixes (db:) included. A trim succeeds exactly when the cut falls
+ * between top-level units, and the rebuilt parser is not reported a second stream. */
+TEST(trim_after_every_feed)
+{
+    size_t len = strlen(stream);
+    struct log ref = {.pause_at = -1};
+    struct xmpp_in *in = xmpp_in_new(&ops, &ref, 65536, NULL);
+    size_t used, trims_total = 0;
+
+    EXPECT_EQ(0, xmpp_in_feed(in, stream, len, &used));
+    xmpp_in_free(in);
+
+    for (size_t step = 1; step < 200; step += 13) {
+        struct log l = {.pause_at = -1};
+        size_t pos = 0;
+
+        in = xmpp_in_new(&ops, &l, 65536, NULL);
+        EXPECT(!xmpp_in_trim(in)); /* no header yet */
+        while (pos < len) {
+            size_t chunk = len - pos < step ? len - pos : step;
+            bool between = false;
+
+            EXPECT_EQ_MSG(0, xmpp_in_feed(in, stream + pos, chunk, &used), "step %zu", step);
+            pos += used;
+            /* Between units: right after the header or after an element's end tag. */
+            for (size_t i = 0; i < l.n; i++)
+                between |= l.ends[i] == pos;
+            between |= pos == (size_t)(strstr(stream, "<db:result") - stream);
+            between &= pos < len - strlen("</stream:stream>") + 1;
+            if (xmpp_in_trim(in)) {
+                EXPECT_MSG(between, "trimmed at %zu (step %zu)", pos, step);
+                EXPECT(xmpp_in_trimmed(in));
+                EXPECT(!xmpp_in_trim(in));
+                EXPECT_EQ(pos, xmpp_in_offset(in));
+                trims_total++;
+            } else if (pos < len) {
+                EXPECT_MSG(!between, "not trimmed at %zu (step %zu)", pos, step);
+            }
+        }
+        EXPECT_EQ_MSG(ref.n, l.n, "step %zu", step);
+        EXPECT_EQ(1, l.opens);
+        for (size_t i = 0; i < ref.n && i < l.n; i++) {
+            EXPECT_STR(ref.names[i], l.names[i]);
+            EXPECT_EQ(ref.ends[i], l.ends[i]);
+        }
+        xmpp_in_free(in);
+    }
+    EXPECT(trims_total >= 5); /* step 1 alone meets all five boundaries */
+}
+
+/* What a trimmed parser still enforces: the size limit on the next unit, the restricted XML,
+ * a stream restart (reset) on a trimmed parser, and an oversized header (not kept: parsing
+ * goes on, only never trimmed). */
+TEST(trim_keeps_the_rules)
+{
+    static const char hdr[] = "<stream:stream xmlns='jabber:client' "
+                              "xmlns:stream='http://etherx.jabber.org/streams' to='a.test'>";
+    struct log l = {.pause_at = -1};
+    struct xmpp_in *in = xmpp_in_new(&ops, &l, 100, NULL);
+    char big[4096], msg[160];
+    size_t used;
+    int n;
+
+    EXPECT_EQ(0, xmpp_in_feed(in, hdr, strlen(hdr), &used));
+    EXPECT(xmpp_in_trim(in));
+    n = snprintf(msg, sizeof(msg), "<message><body>%090d</body></message>", 0);
+    EXPECT_EQ(XTP_ETOOBIG, xmpp_in_feed(in, msg, (size_t)n, &used));
+    EXPECT(!xmpp_in_trim(in)); /* failed */
+    xmpp_in_free(in);
+
+    in = xmpp_in_new(&ops, &l, 65536, NULL);
+    EXPECT_EQ(0, xmpp_in_feed(in, hdr, strlen(hdr), &used));
+    EXPECT(xmpp_in_trim(in));
+    EXPECT_EQ(XTP_ERESTRICTED, xmpp_in_feed(in, "<!-- c -->", 10, &used));
+    xmpp_in_free(in);
+
+    l = (struct log){.pause_at = -1};
+    in = xmpp_in_new(&ops, &l, 65536, NULL);
+    EXPECT_EQ(0, xmpp_in_feed(in, hdr, strlen(hdr), &used));
+    EXPECT(xmpp_in_trim(in));
+    EXPECT_EQ(0, xmpp_in_reset(in)); /* e.g. after SASL success */
+    EXPECT(!xmpp_in_trimmed(in));
+    EXPECT_EQ(0, xmpp_in_feed(in, hdr, strlen(hdr), &used));
+    EXPECT_EQ(0, xmpp_in_feed(in, "<presence/>", 11, &used));
+    EXPECT_EQ(2, l.opens);
+    EXPECT_EQ(1, l.n);
+    EXPECT_STR("jabber:client|presence", l.names[0]);
+    xmpp_in_free(in);
+
+    in = xmpp_in_new(&ops, &l, 65536, NULL);
+    n = snprintf(big, sizeof(big),
+                 "<stream:stream xmlns='jabber:server' "
+                 "xmlns:stream='http://etherx.jabber.org/streams' x='%03000d'>",
+                 0);
+    EXPECT_EQ(0, xmpp_in_feed(in, big, (size_t)n, &used));
+    EXPECT(!xmpp_in_trim(in));
+    EXPECT_EQ(0, xmpp_in_feed(in, "<presence/>", 11, &used));
+    xmpp_in_free(in);
+}
+
+TEST_MAIN(resume_continues_exactly, resume_refusals, trim_after_every_feed, trim_keeps_the_rules)
