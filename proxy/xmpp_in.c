@@ -18,6 +18,7 @@
 
 #include <errno.h>
 #include <expat.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -34,6 +35,14 @@
 #define TEXT_MAX   1024 /* its direct text, NUL included */
 #define NAME_ARENA 2048 /* expanded names of its recorded children */
 #define HDR_MAX    2048 /* the stream header's bytes are kept up to this size */
+
+/* expat keeps every distinct element and attribute name it has seen in its DTD tables for
+ * the life of the document (about 100 bytes each, measured on 2.5.0), so a stream of stanzas
+ * with ever new names grows the parser without bound while each stanza stays under
+ * max_stanza. Past EXPAT_MAX(max_stanza) bytes, the parser is rebuilt from the saved header
+ * at the next depth-1 boundary, which empties those tables; the stream goes on unchanged.
+ * The bound leaves room for expat's buffer holding one max_stanza unit twice over. */
+#define EXPAT_MAX(max_stanza) (3 * (max_stanza) + 64 * 1024)
 
 /* What parsing needs only while bytes flow: expat and the open depth-1 element's arenas
  * (about 8.5 KB here and 8 to 20 KB inside expat). Allocated on demand; xmpp_in_trim() gives
@@ -66,6 +75,8 @@ struct xmpp_in {
     uint64_t offset;    /* stream offset of the next byte to feed */
     uint64_t safe;      /* see xmpp_in_safe() */
     uint64_t pause_end; /* end of the event that asked to pause */
+    size_t expat_bytes; /* what expat holds for this parser now (counted by xin_malloc) */
+    bool renew;         /* expat_bytes passed EXPAT_MAX at a boundary: rebuild there */
     int err;            /* first error of this document, XMPP_IN_PAUSED, or 0 */
     bool stopped;       /* XML_StopParser() called: ignore every later handler */
     unsigned depth;     /* open elements; 1 while inside <stream:stream> only */
@@ -147,6 +158,16 @@ static const char *find_attr(const XML_Char **atts, const char *name)
     return NULL;
 }
 
+/* Once the header is complete, keeps just its bytes (they are all a trim needs). */
+static void shrink_hdr(struct xmpp_in *in)
+{
+    uint8_t *h = realloc(in->hdr, in->hdr_end);
+
+    if (h != NULL) /* on failure the larger block simply stays */
+        in->hdr = h;
+    in->hdr_len = in->hdr_end;
+}
+
 static void open_stream(struct xmpp_in *in, const XML_Char *name, const XML_Char **atts)
 {
     struct xmpp_hdr h = {
@@ -170,6 +191,7 @@ static void open_stream(struct xmpp_in *in, const XML_Char *name, const XML_Char
         return; /* xmpp_in_resume() re-reads a header that was reported already */
     if (h.end - in->base <= in->hdr_len) {
         in->hdr_end = (size_t)(h.end - in->base);
+        shrink_hdr(in);
     } else if (in->resumable) {
         fail(in, XTP_ETOOBIG); /* a header longer than HDR_MAX: not resumable */
         return;
@@ -283,6 +305,16 @@ static void close_elem(struct xmpp_in *in, const XML_Char *name, uint64_t end)
     }
     in->safe = end;
     answer(in, in->ops->element(in->arg, &e), end);
+    if (in->expat_bytes > EXPAT_MAX(in->max_stanza) && !in->stopped) {
+        if (in->hdr_end == 0 || in->hdr_lost) {
+            fail(in, XTP_ETOOBIG); /* cannot be rebuilt: end the stream instead */
+            return;
+        }
+        in->stopped = true;
+        in->renew = true;
+        in->pause_end = end;
+        XML_StopParser(in->wk->parser, XML_FALSE);
+    }
 }
 
 static void XMLCALL end_cb(void *ud, const XML_Char *name)
@@ -415,8 +447,62 @@ static void setup(struct xmpp_in *in)
     in->hdr_lost = false;
 }
 
+/* ---- expat's memory, counted per parser ----------------------------------------------- */
+
+/* Every block expat allocates starts with this header, naming the parser that pays for it. */
+struct xin_block {
+    _Alignas(max_align_t) struct xmpp_in *owner;
+    size_t size;
+};
+
+/* The parser on whose behalf expat runs on this thread: set around every expat call that may
+ * allocate (create, parse, reset). Blocks remember their owner, so free needs no context. */
+static _Thread_local struct xmpp_in *xin_payer;
+
+static void *xin_malloc(size_t n)
+{
+    struct xin_block *b;
+
+    if (n > SIZE_MAX - sizeof(*b) || (b = malloc(sizeof(*b) + n)) == NULL)
+        return NULL;
+    b->owner = xin_payer;
+    b->size = n;
+    if (b->owner != NULL)
+        b->owner->expat_bytes += n;
+    return b + 1;
+}
+
+static void xin_free(void *p)
+{
+    struct xin_block *b;
+
+    if (p == NULL)
+        return;
+    b = (struct xin_block *)p - 1;
+    if (b->owner != NULL)
+        b->owner->expat_bytes -= b->size;
+    free(b);
+}
+
+static void *xin_realloc(void *p, size_t n)
+{
+    struct xin_block *b, *nb;
+
+    if (p == NULL)
+        return xin_malloc(n);
+    b = (struct xin_block *)p - 1;
+    if (n > SIZE_MAX - sizeof(*b) || (nb = realloc(b, sizeof(*b) + n)) == NULL)
+        return NULL;
+    if (nb->owner != NULL)
+        nb->owner->expat_bytes = nb->owner->expat_bytes - nb->size + n;
+    nb->size = n;
+    return nb + 1;
+}
+
+static const XML_Memory_Handling_Suite xin_memsuite = {xin_malloc, xin_realloc, xin_free};
+
 /* A work area with a fresh expat parser; NULL when out of memory. */
-static struct xin_work *work_new(void)
+static struct xin_work *work_new(struct xmpp_in *in)
 {
     struct xin_work *wk = malloc(sizeof(*wk));
 
@@ -424,7 +510,9 @@ static struct xin_work *work_new(void)
         return NULL;
     /* RFC 6120 §11.6: UTF-8 only. Naming the encoding here makes expat ignore an encoding=
      * declaration; what still makes it switch to UTF-16 is refused in xmpp_in_feed(). */
-    wk->parser = XML_ParserCreateNS("UTF-8", '|');
+    xin_payer = in;
+    wk->parser = XML_ParserCreate_MM("UTF-8", &xin_memsuite, "|");
+    xin_payer = NULL;
     if (wk->parser == NULL) {
         free(wk);
         return NULL;
@@ -447,7 +535,7 @@ struct xmpp_in *xmpp_in_new(const struct xmpp_in_ops *ops, void *arg, size_t max
 
     if (in == NULL)
         return NULL;
-    in->wk = work_new();
+    in->wk = work_new(in);
     if (in->wk == NULL) {
         free(in);
         return NULL;
@@ -494,7 +582,9 @@ static int replay_header(struct xmpp_in *in, uint64_t at)
     setup(in);
     in->hdr = hdr;
     in->replaying = true;
+    xin_payer = in;
     st = XML_Parse(in->wk->parser, (const char *)hdr, (int)hdr_end, XML_FALSE);
+    xin_payer = NULL;
     in->replaying = false;
     in->offset = at;
     in->hdr_end = in->hdr_len = hdr_end;
@@ -506,13 +596,23 @@ static int replay_header(struct xmpp_in *in, uint64_t at)
     return 0;
 }
 
+static bool parser_reset(struct xmpp_in *in)
+{
+    XML_Bool ok;
+
+    xin_payer = in;
+    ok = XML_ParserReset(in->wk->parser, "UTF-8");
+    xin_payer = NULL;
+    return ok == XML_TRUE;
+}
+
 int xmpp_in_resume(struct xmpp_in *in)
 {
     if (in->err != XMPP_IN_PAUSED)
         return in->err;
     if (!in->resumable || in->hdr_end == 0 || in->depth != 1)
         return -EINVAL; /* paused inside the header, or an element: cannot continue */
-    if (!XML_ParserReset(in->wk->parser, "UTF-8"))
+    if (!parser_reset(in))
         return -ENOMEM;
     return replay_header(in, in->pause_end);
 }
@@ -527,6 +627,11 @@ bool xmpp_in_trim(struct xmpp_in *in)
     return true;
 }
 
+size_t xmpp_in_memory(const struct xmpp_in *in)
+{
+    return in->expat_bytes;
+}
+
 bool xmpp_in_trimmed(const struct xmpp_in *in)
 {
     return in->wk == NULL;
@@ -535,7 +640,7 @@ bool xmpp_in_trimmed(const struct xmpp_in *in)
 /* After a trim: a new parser, standing where the old one stood. 0 or a negative code. */
 static int rebuild(struct xmpp_in *in)
 {
-    in->wk = work_new();
+    in->wk = work_new(in);
     if (in->wk == NULL)
         return -ENOMEM;
     return replay_header(in, in->offset);
@@ -546,10 +651,10 @@ int xmpp_in_reset(struct xmpp_in *in)
     /* XML_ParserReset fails only for expat's child parsers (external entities), which we never
      * create. A trimmed parser gets a fresh one. */
     if (in->wk == NULL) {
-        in->wk = work_new();
+        in->wk = work_new(in);
         if (in->wk == NULL)
             return -ENOMEM;
-    } else if (!XML_ParserReset(in->wk->parser, "UTF-8")) {
+    } else if (!parser_reset(in)) {
         return -ENOMEM;
     }
     free(in->hdr);
@@ -572,16 +677,6 @@ static int expat_error(struct xmpp_in *in)
     default:
         return XTP_EXML;
     }
-}
-
-/* Once the header is complete, keeps just its bytes (they are all a trim needs). */
-static void shrink_hdr(struct xmpp_in *in)
-{
-    uint8_t *h = realloc(in->hdr, in->hdr_end);
-
-    if (h != NULL) /* on failure the larger block simply stays */
-        in->hdr = h;
-    in->hdr_len = in->hdr_end;
 }
 
 int xmpp_in_feed(struct xmpp_in *in, const void *data, size_t len, size_t *used)
@@ -618,7 +713,26 @@ int xmpp_in_feed(struct xmpp_in *in, const void *data, size_t len, size_t *used)
             memcpy(in->hdr + in->hdr_len, p + done, take);
             in->hdr_len += take;
         }
+        xin_payer = in;
         st = XML_Parse(in->wk->parser, (const char *)p + done, (int)n, XML_FALSE);
+        xin_payer = NULL;
+
+        if (in->renew) {
+            /* Stopped at a depth-1 boundary, over EXPAT_MAX: a fresh parser takes the rest
+             * of this slice from there. */
+            size_t took = (size_t)(in->pause_end - in->offset);
+
+            in->renew = false;
+            in->stopped = false;
+            in->offset = in->pause_end;
+            work_free(in->wk);
+            in->wk = NULL;
+            if ((in->err = rebuild(in)) != 0)
+                return in->err;
+            done += took;
+            *used = done;
+            continue;
+        }
 
         if (in->err == XMPP_IN_PAUSED) {
             *used = (size_t)(in->pause_end - first);
@@ -630,8 +744,6 @@ int xmpp_in_feed(struct xmpp_in *in, const void *data, size_t len, size_t *used)
         in->offset += n;
         if (in->err != 0)
             return in->err;
-        if (in->hdr_end != 0 && in->hdr_len > in->hdr_end)
-            shrink_hdr(in);
         if (st != XML_STATUS_OK) {
             in->err = expat_error(in);
             return in->err;

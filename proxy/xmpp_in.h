@@ -112,6 +112,11 @@ bool xmpp_in_trim(struct xmpp_in *in);
 /* True while in holds no parser (trimmed and not fed since). */
 bool xmpp_in_trimmed(const struct xmpp_in *in);
 
+/* Bytes expat holds for in right now (0 while trimmed). Past 3 * max_stanza + 64 KiB the
+ * parser is rebuilt at the next depth-1 boundary (expat keeps every distinct element and
+ * attribute name for the life of a document), so it stays below about twice that. */
+size_t xmpp_in_memory(const struct xmpp_in *in);
+
 /* Starts a new stream at the current offset (after TLS, after SASL success). 0 or -ENOMEM. */
 int xmpp_in_reset(struct xmpp_in *in);
 

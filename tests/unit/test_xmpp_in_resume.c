@@ -232,4 +232,52 @@ TEST(trim_keeps_the_rules)
     xmpp_in_free(in);
 }
 
-TEST_MAIN(resume_continues_exactly, resume_refusals, trim_after_every_feed, trim_keeps_the_rules)
+/* A stream of stanzas full of new element names (expat keeps each one for the life of the
+ * document): the parser is rebuilt at boundaries, so its memory stays bounded (without the
+ * rebuilds it would pass 10 MB here), and the stream goes on with continuous offsets,
+ * whatever the feed sizes. */
+TEST(distinct_names_stay_bounded)
+{
+    static const char hdr[] = "<stream:stream xmlns='jabber:client' "
+                              "xmlns:stream='http://etherx.jabber.org/streams' to='a.test'>";
+    static char buf[16384];
+    /* EXPAT_MAX, plus what one stanza can add before its end tag (about 3 bytes per byte) */
+    const size_t max_stanza = 16384, bound = 6 * max_stanza + 64 * 1024;
+    const size_t steps[] = {sizeof(buf), 1000, 4096};
+
+    for (size_t t = 0; t < ARRAY_SIZE(steps); t++) {
+        struct log l = {.pause_at = -1};
+        struct xmpp_in *in = xmpp_in_new(&ops, &l, max_stanza, NULL);
+        size_t used, peak = 0, fresh;
+        uint64_t ends = 0;
+        int bad = 0;
+
+        EXPECT_EQ(0, xmpp_in_feed(in, hdr, strlen(hdr), &used));
+        fresh = xmpp_in_memory(in);
+        EXPECT(fresh > 0);
+        for (int s = 0; s < 300 && !bad; s++) {
+            size_t n = (size_t)snprintf(buf, sizeof(buf), "<message>");
+
+            for (int k = 0; k < 400; k++)
+                n += (size_t)snprintf(buf + n, sizeof(buf) - n, "<n%d_%d/>", s, k);
+            n += (size_t)snprintf(buf + n, sizeof(buf) - n, "</message>");
+            ends += n;
+            for (size_t pos = 0; pos < n && !bad; pos += used) {
+                size_t chunk = n - pos < steps[t] ? n - pos : steps[t];
+
+                bad = xmpp_in_feed(in, buf + pos, chunk, &used) != 0;
+                if (xmpp_in_memory(in) > peak)
+                    peak = xmpp_in_memory(in);
+            }
+        }
+        EXPECT_MSG(!bad, "step %zu", steps[t]);
+        EXPECT_MSG(peak < bound, "peak %zu, bound %zu (step %zu)", peak, bound, steps[t]);
+        EXPECT_EQ(1, l.opens);
+        EXPECT_EQ(strlen(hdr) + ends, xmpp_in_offset(in));
+        EXPECT_EQ(xmpp_in_offset(in), xmpp_in_safe(in));
+        xmpp_in_free(in);
+    }
+}
+
+TEST_MAIN(resume_continues_exactly, resume_refusals, trim_after_every_feed, trim_keeps_the_rules,
+          distinct_names_stay_bounded)
