@@ -23,6 +23,7 @@
 #include <string.h>
 
 #include "err.h"
+#include "region.h"
 
 #define XML_NS_XML "http://www.w3.org/XML/1998/namespace"
 
@@ -43,6 +44,11 @@
  * at the next depth-1 boundary, which empties those tables; the stream goes on unchanged.
  * The bound leaves room for expat's buffer holding one max_stanza unit twice over. */
 #define EXPAT_MAX(max_stanza) (3 * (max_stanza) + 64 * 1024)
+
+/* A parser's work area and expat's blocks share one region (region.h), so that a trim or a
+ * rebuild gives all of it back at once instead of leaving holes in the heap between the
+ * sessions' long-lived blocks. Room for EXPAT_MAX twice over; past it, blocks go to the heap. */
+#define REGION_RESERVE(max_stanza) (2 * EXPAT_MAX(max_stanza) + sizeof(struct xin_work))
 
 /* What parsing needs only while bytes flow: expat and the open depth-1 element's arenas
  * (about 8.5 KB here and 8 to 20 KB inside expat). Allocated on demand; xmpp_in_trim() gives
@@ -66,6 +72,8 @@ struct xin_work {
 
 struct xmpp_in {
     struct xin_work *wk;           /* owned; NULL after xmpp_in_trim() until the next feed */
+    struct region *rg;             /* owned with wk: holds wk and expat's blocks; NULL when
+                                      the mapping failed (then both use the heap) */
     const struct xmpp_in_ops *ops; /* borrowed */
     void *arg;                     /* borrowed, passed to ops */
     const char *const *record;     /* borrowed: names whose children we record */
@@ -76,7 +84,8 @@ struct xmpp_in {
     uint64_t safe;      /* see xmpp_in_safe() */
     uint64_t pause_end; /* end of the event that asked to pause */
     size_t expat_bytes; /* what expat holds for this parser now (counted by xin_malloc) */
-    bool renew;         /* expat_bytes passed EXPAT_MAX at a boundary: rebuild there */
+    size_t heap_bytes;  /* ... of which on the heap (outside rg) */
+    bool renew;         /* footprint() passed EXPAT_MAX at a boundary: rebuild there */
     int err;            /* first error of this document, XMPP_IN_PAUSED, or 0 */
     bool stopped;       /* XML_StopParser() called: ignore every later handler */
     unsigned depth;     /* open elements; 1 while inside <stream:stream> only */
@@ -282,6 +291,12 @@ static void XMLCALL start_cb(void *ud, const XML_Char *name, const XML_Char **at
         open_child(in, name);
 }
 
+/* What the parser costs: its region's used bytes (dead blocks included) and its heap blocks. */
+static size_t footprint(const struct xmpp_in *in)
+{
+    return (in->rg != NULL ? region_used(in->rg) : 0) + in->heap_bytes;
+}
+
 static void close_elem(struct xmpp_in *in, const XML_Char *name, uint64_t end)
 {
     struct xmpp_elem e = {
@@ -305,7 +320,7 @@ static void close_elem(struct xmpp_in *in, const XML_Char *name, uint64_t end)
     }
     in->safe = end;
     answer(in, in->ops->element(in->arg, &e), end);
-    if (in->expat_bytes > EXPAT_MAX(in->max_stanza) && !in->stopped) {
+    if (footprint(in) > EXPAT_MAX(in->max_stanza) && !in->stopped) {
         if (in->hdr_end == 0 || in->hdr_lost) {
             fail(in, XTP_ETOOBIG); /* cannot be rebuilt: end the stream instead */
             return;
@@ -459,16 +474,31 @@ struct xin_block {
  * allocate (create, parse, reset). Blocks remember their owner, so free needs no context. */
 static _Thread_local struct xmpp_in *xin_payer;
 
+static bool in_region(const struct xin_block *b)
+{
+    return b->owner != NULL && b->owner->rg != NULL && region_owns(b->owner->rg, b);
+}
+
 static void *xin_malloc(size_t n)
 {
-    struct xin_block *b;
+    struct xmpp_in *owner = xin_payer;
+    struct xin_block *b = NULL;
 
-    if (n > SIZE_MAX - sizeof(*b) || (b = malloc(sizeof(*b) + n)) == NULL)
+    if (n > SIZE_MAX - sizeof(*b))
         return NULL;
-    b->owner = xin_payer;
+    if (owner != NULL && owner->rg != NULL)
+        b = region_alloc(owner->rg, sizeof(*b) + n);
+    if (b == NULL) {
+        b = malloc(sizeof(*b) + n);
+        if (b == NULL)
+            return NULL;
+        if (owner != NULL)
+            owner->heap_bytes += n;
+    }
+    b->owner = owner;
     b->size = n;
-    if (b->owner != NULL)
-        b->owner->expat_bytes += n;
+    if (owner != NULL)
+        owner->expat_bytes += n;
     return b + 1;
 }
 
@@ -481,51 +511,98 @@ static void xin_free(void *p)
     b = (struct xin_block *)p - 1;
     if (b->owner != NULL)
         b->owner->expat_bytes -= b->size;
+    if (in_region(b)) {
+        region_release(b->owner->rg, b, sizeof(*b) + b->size);
+        return;
+    }
+    if (b->owner != NULL)
+        b->owner->heap_bytes -= b->size;
     free(b);
 }
 
 static void *xin_realloc(void *p, size_t n)
 {
     struct xin_block *b, *nb;
+    struct xmpp_in *owner;
+    size_t old;
 
     if (p == NULL)
         return xin_malloc(n);
     b = (struct xin_block *)p - 1;
-    if (n > SIZE_MAX - sizeof(*b) || (nb = realloc(b, sizeof(*b) + n)) == NULL)
+    owner = b->owner;
+    old = b->size;
+    if (n > SIZE_MAX - sizeof(*b))
         return NULL;
-    if (nb->owner != NULL)
-        nb->owner->expat_bytes = nb->owner->expat_bytes - nb->size + n;
+    if (in_region(b)) {
+        nb = region_realloc(owner->rg, b, sizeof(*b) + old, sizeof(*b) + n);
+        if (nb == NULL) { /* the region is full: move to the heap */
+            nb = malloc(sizeof(*b) + n);
+            if (nb == NULL)
+                return NULL;
+            memcpy(nb, b, sizeof(*b) + (old < n ? old : n));
+            region_release(owner->rg, b, sizeof(*b) + old);
+            owner->heap_bytes += n;
+            owner->expat_bytes = owner->expat_bytes - old + n;
+            nb->size = n;
+            return nb + 1;
+        }
+    } else {
+        nb = realloc(b, sizeof(*b) + n);
+        if (nb == NULL)
+            return NULL;
+        if (owner != NULL)
+            owner->heap_bytes = owner->heap_bytes - old + n;
+    }
+    if (owner != NULL)
+        owner->expat_bytes = owner->expat_bytes - old + n;
     nb->size = n;
     return nb + 1;
 }
 
 static const XML_Memory_Handling_Suite xin_memsuite = {xin_malloc, xin_realloc, xin_free};
 
-/* A work area with a fresh expat parser; NULL when out of memory. */
-static struct xin_work *work_new(struct xmpp_in *in)
+/* Gives in a work area with a fresh expat parser, both in a new region. 0 or -ENOMEM. */
+static int work_new(struct xmpp_in *in)
 {
-    struct xin_work *wk = malloc(sizeof(*wk));
+    struct xin_work *wk = NULL;
 
+    in->rg = region_new(REGION_RESERVE(in->max_stanza));
+    if (in->rg != NULL)
+        wk = region_alloc(in->rg, sizeof(*wk));
     if (wk == NULL)
-        return NULL;
+        wk = malloc(sizeof(*wk));
+    if (wk == NULL) {
+        region_free(in->rg);
+        in->rg = NULL;
+        return -ENOMEM;
+    }
     /* RFC 6120 §11.6: UTF-8 only. Naming the encoding here makes expat ignore an encoding=
      * declaration; what still makes it switch to UTF-16 is refused in xmpp_in_feed(). */
     xin_payer = in;
     wk->parser = XML_ParserCreate_MM("UTF-8", &xin_memsuite, "|");
     xin_payer = NULL;
     if (wk->parser == NULL) {
-        free(wk);
-        return NULL;
+        if (in->rg == NULL || !region_owns(in->rg, wk))
+            free(wk);
+        region_free(in->rg);
+        in->rg = NULL;
+        return -ENOMEM;
     }
-    return wk;
+    in->wk = wk;
+    return 0;
 }
 
-static void work_free(struct xin_work *wk)
+/* Frees in's parser, work area and region (NULL-safe). */
+static void work_free(struct xmpp_in *in)
 {
-    if (wk == NULL)
+    if (in->wk == NULL)
         return;
-    XML_ParserFree(wk->parser);
-    free(wk);
+    XML_ParserFree(in->wk->parser);
+    if (in->rg == NULL || !region_owns(in->rg, in->wk))
+        free(in->wk);
+    region_free(in->rg);
+    in->rg = NULL;
+    in->wk = NULL;
 }
 
 struct xmpp_in *xmpp_in_new(const struct xmpp_in_ops *ops, void *arg, size_t max_stanza,
@@ -535,15 +612,14 @@ struct xmpp_in *xmpp_in_new(const struct xmpp_in_ops *ops, void *arg, size_t max
 
     if (in == NULL)
         return NULL;
-    in->wk = work_new(in);
-    if (in->wk == NULL) {
-        free(in);
-        return NULL;
-    }
     in->ops = ops;
     in->arg = arg;
     in->record = record_children;
     in->max_stanza = max_stanza;
+    if (work_new(in) != 0) {
+        free(in);
+        return NULL;
+    }
     setup(in);
     return in;
 }
@@ -552,7 +628,7 @@ void xmpp_in_free(struct xmpp_in *in)
 {
     if (in == NULL)
         return;
-    work_free(in->wk);
+    work_free(in);
     free(in->hdr);
     free(in);
 }
@@ -622,14 +698,13 @@ bool xmpp_in_trim(struct xmpp_in *in)
     if (in->wk == NULL || in->err != 0 || in->depth != 1 || in->offset != in->safe ||
         in->hdr_end == 0 || in->hdr_lost)
         return false;
-    work_free(in->wk);
-    in->wk = NULL;
+    work_free(in);
     return true;
 }
 
 size_t xmpp_in_memory(const struct xmpp_in *in)
 {
-    return in->expat_bytes;
+    return in->wk == NULL ? 0 : footprint(in) + (in->rg == NULL ? sizeof(*in->wk) : 0);
 }
 
 bool xmpp_in_trimmed(const struct xmpp_in *in)
@@ -640,8 +715,7 @@ bool xmpp_in_trimmed(const struct xmpp_in *in)
 /* After a trim: a new parser, standing where the old one stood. 0 or a negative code. */
 static int rebuild(struct xmpp_in *in)
 {
-    in->wk = work_new(in);
-    if (in->wk == NULL)
+    if (work_new(in) != 0)
         return -ENOMEM;
     return replay_header(in, in->offset);
 }
@@ -651,8 +725,7 @@ int xmpp_in_reset(struct xmpp_in *in)
     /* XML_ParserReset fails only for expat's child parsers (external entities), which we never
      * create. A trimmed parser gets a fresh one. */
     if (in->wk == NULL) {
-        in->wk = work_new(in);
-        if (in->wk == NULL)
+        if (work_new(in) != 0)
             return -ENOMEM;
     } else if (!parser_reset(in)) {
         return -ENOMEM;
@@ -725,8 +798,7 @@ int xmpp_in_feed(struct xmpp_in *in, const void *data, size_t len, size_t *used)
             in->renew = false;
             in->stopped = false;
             in->offset = in->pause_end;
-            work_free(in->wk);
-            in->wk = NULL;
+            work_free(in);
             if ((in->err = rebuild(in)) != 0)
                 return in->err;
             done += took;

@@ -112,7 +112,7 @@ bool xmpp_in_trim(struct xmpp_in *in);
 /* True while in holds no parser (trimmed and not fed since). */
 bool xmpp_in_trimmed(const struct xmpp_in *in);
 
-/* Bytes expat holds for in right now (0 while trimmed). Past 3 * max_stanza + 64 KiB the
+/* Bytes the parser holds for in right now (0 while trimmed). Past 3 * max_stanza + 64 KiB the
  * parser is rebuilt at the next depth-1 boundary (expat keeps every distinct element and
  * attribute name for the life of a document), so it stays below about twice that. */
 size_t xmpp_in_memory(const struct xmpp_in *in);
