@@ -435,8 +435,8 @@ unsigned conn_trim_idle(struct worker *w, uint64_t idle_ms)
         /* The parsers' memory is now free holes between live sessions' blocks; only this
          * hands their whole pages back to the kernel. */
         malloc_trim(0);
-        log_msg(LOG_DEBUG, "worker %u: trimmed %u idle sessions (%zu KB of TLS buffers)",
-                w->index, n, tls_bytes / 1024);
+        log_msg(LOG_DEBUG, "worker %u: trimmed %u idle sessions (%zu KB of TLS buffers)", w->index,
+                n, tls_bytes / 1024);
     }
     return n;
 }

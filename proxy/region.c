@@ -19,13 +19,13 @@
 #endif
 #ifdef XTP_REGION_ASAN
 #include <sanitizer/asan_interface.h>
-#define REDZONE          32
-#define POISON(p, n)     ASAN_POISON_MEMORY_REGION((p), (n))
-#define UNPOISON(p, n)   ASAN_UNPOISON_MEMORY_REGION((p), (n))
+#define REDZONE        32
+#define POISON(p, n)   ASAN_POISON_MEMORY_REGION((p), (n))
+#define UNPOISON(p, n) ASAN_UNPOISON_MEMORY_REGION((p), (n))
 #else
-#define REDZONE          0
-#define POISON(p, n)     ((void)(p), (void)(n))
-#define UNPOISON(p, n)   ((void)(p), (void)(n))
+#define REDZONE        0
+#define POISON(p, n)   ((void)(p), (void)(n))
+#define UNPOISON(p, n) ((void)(p), (void)(n))
 #endif
 
 #define ALIGN 16

@@ -221,7 +221,8 @@ static void open_elem(struct xmpp_in *in, const XML_Char *name, const XML_Char *
         return;
     }
     in->wk->elem_start = here(in);
-    in->wk->nattrs = in->wk->nchildren = in->wk->text_len = in->wk->attr_used = in->wk->name_used = 0;
+    in->wk->nattrs = in->wk->nchildren = in->wk->text_len = in->wk->attr_used = in->wk->name_used =
+        0;
     in->wk->text[0] = '\0';
     in->wk->text_full = in->wk->attrs_truncated = in->wk->children_truncated = false;
     in->wk->open_child = -1;
@@ -237,7 +238,8 @@ static void open_elem(struct xmpp_in *in, const XML_Char *name, const XML_Char *
             in->wk->attrs_truncated = true;
             break;
         }
-        n = arena_copy(in->wk->attr_arena, ATTR_ARENA, &in->wk->attr_used, atts[i], strlen(atts[i]));
+        n = arena_copy(in->wk->attr_arena, ATTR_ARENA, &in->wk->attr_used, atts[i],
+                       strlen(atts[i]));
         v = n ? arena_copy(in->wk->attr_arena, ATTR_ARENA, &in->wk->attr_used, atts[i + 1],
                            strlen(atts[i + 1]))
               : NULL;
@@ -403,7 +405,8 @@ static void XMLCALL ns_start_cb(void *ud, const XML_Char *prefix, const XML_Char
         return;
     /* Copied: expat does not promise that uri lives until the start handler. */
     in->wk->attr_used = 0;
-    in->wk->default_ns = arena_copy(in->wk->attr_arena, ATTR_ARENA, &in->wk->attr_used, uri, strlen(uri));
+    in->wk->default_ns =
+        arena_copy(in->wk->attr_arena, ATTR_ARENA, &in->wk->attr_used, uri, strlen(uri));
     if (in->wk->default_ns == NULL)
         fail(in, XTP_ENAMESPACE); /* longer than any namespace we could accept */
 }

@@ -70,7 +70,7 @@ TEST(release_last_only)
     region_release(r, b, 100); /* last: gone */
     EXPECT_EQ(used, region_used(r));
     EXPECT(region_alloc(r, 100) == b); /* reused */
-    region_release(r, a, 100); /* not last: stays used */
+    region_release(r, a, 100);         /* not last: stays used */
     EXPECT(region_used(r) > used);
     region_release(r, NULL, 0);
     region_free(r);
