@@ -67,6 +67,14 @@ if [ -f "$DIR/stamp" ] && [ "$(cat "$DIR/stamp")" = "$want_stamp" ] &&
 fi
 rm -f "$DIR/stamp"
 
+missing=""
+for c in dpkg-source patch bzip2 xz sha256sum cmake "${CC:-cc}"; do
+    command -v "$c" >/dev/null || missing="$missing $c"
+done
+command -v curl >/dev/null || command -v wget >/dev/null || missing="$missing curl"
+[ -z "$missing" ] ||
+    die "missing:$missing (Debian: apt-get install dpkg-dev patch bzip2 xz-utils curl cmake gcc)"
+
 # The mirror: the first Debian archive (a URI ending in /debian) in apt's sources.
 mirror() {
     local m
