@@ -83,7 +83,7 @@ mirror() {
         return
     fi
     m=$(cat /etc/apt/sources.list /etc/apt/sources.list.d/*.list /etc/apt/sources.list.d/*.sources \
-        2>/dev/null | tr ' \t' '\n\n' | grep -E '^(https?|ftp)://[^ ]*/debian/?$' | head -n 1)
+        2>/dev/null | tr -s ' \t' '\n' | grep -E '^(https?|ftp)://[^ ]*/debian/?$' | head -n 1)
     [ -n "$m" ] || die "no Debian mirror in apt's sources: set XTP_DEBIAN_MIRROR"
     printf '%s\n' "${m%/}"
 }
