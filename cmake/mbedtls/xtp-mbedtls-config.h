@@ -26,8 +26,8 @@
 /* ---- secp256r1: p256-m left out, by measurement ----------------------------------------- */
 /* MBEDTLS_PSA_P256M_DRIVER_ENABLED (3rdparty/p256-m, with MBEDTLS_USE_PSA_CRYPTO and without
  * MBEDTLS_ECDSA_DETERMINISTIC, because p256-m signs only randomized ECDSA) made every P-256
- * operation 3 to 16 times SLOWER on x86-64 than mbedTLS's own code (crypto-floor: key
- * generation 224 -> 3667 us, ECDH 621 -> 1851 us, ECDSA sign 441 -> 1912 us). p256-m is
+ * operation 3 to 16 times SLOWER on x86-64 than mbedTLS's own code (crypto-floor medians: key
+ * generation 232 -> 3580 us, ECDH 653 -> 1793 us, ECDSA sign 281 -> 1932 us). p256-m is
  * written for code size on 32-bit Cortex-M; the bignum code with its precomputed comb tables
  * and NIST fast reduction wins on a 64-bit CPU. bench/README.md has the numbers. */
 
@@ -41,8 +41,9 @@
 #define MBEDTLS_ECDH_VARIANT_EVEREST_ENABLED
 
 /* ---- ECP tuning (the bignum code: P-256, P-384, ECDSA) ---------------------------------- */
-/* Defaults are already the fastest: window 4 with fixed-point tables (mbedtls_config.h
- * comments: 2..7, larger costs RAM for little), NIST fast reduction on. Stated here so the
+/* The defaults, measured and kept (bench/README.md): FIXED_POINT_OPTIM 0 makes ECDSA signing
+ * and P-256 key generation 2.4 to 2.7 times slower; WINDOW_SIZE (other points than the base
+ * point: ECDH, verify) 2 costs 10% on P-256 ECDH, 6 is within noise of 4. Stated here so the
  * profile does not depend on upstream defaults. */
 #undef MBEDTLS_ECP_WINDOW_SIZE
 #define MBEDTLS_ECP_WINDOW_SIZE 4
@@ -52,15 +53,18 @@
 
 /* ---- Record buffers ------------------------------------------------------------------------ */
 /* Resize the record buffers after the handshake when a smaller maximum fragment length was
- * negotiated, instead of keeping the handshake's sizes for the whole session. */
+ * negotiated, instead of keeping the handshake's sizes for the whole session. Only then: with
+ * clients that negotiate none (most) it changes nothing. */
 #define MBEDTLS_SSL_VARIABLE_BUFFER_LENGTH
-/* Outgoing records: the proxy writes what it read from one socket read of the backend, or a
- * stanza, and mbedTLS splits longer writes into records of at most this size. The limit is
- * also the largest handshake message mbedTLS can send (it does not fragment TLS handshake
+/* Outgoing records: 11.85 KB less RSS per idle session (79.25 -> 67.4 KB). One
+ * mbedtls_ssl_write() takes at most this much, and tls_write() loops over the rest. The limit
+ * is also the largest handshake message mbedTLS can send (it does not fragment TLS handshake
  * messages): our Certificate message, i.e. the configured chain, must fit in it. 4096 takes
- * a P-256 or RSA-2048 leaf with one or two intermediates (Let's Encrypt chains are 2 to
- * 3.5 KB in DER). Incoming records stay at 16384: RFC 8446 §5.1 lets peers send that much and
- * we cannot make them send less (no max_fragment_length or record_size_limit from clients). */
+ * a P-256 or RSA-2048 leaf with one or two intermediates (Let's Encrypt chains are 2 to 3.5 KB
+ * in DER; three RSA-4096 certificates, 4.0 KB, still work). A longer chain loads, but every
+ * handshake fails with MBEDTLS_ERR_SSL_BUFFER_TOO_SMALL (tested with 5.4 KB). Incoming records
+ * stay at 16384: RFC 8446 §5.1 lets peers send that much and we cannot make them send less
+ * (no max_fragment_length or record_size_limit from clients). */
 #undef MBEDTLS_SSL_OUT_CONTENT_LEN
 #define MBEDTLS_SSL_OUT_CONTENT_LEN 4096
 
