@@ -2,7 +2,7 @@
 #   make run    install what is missing, build, start the demo (jabberd2 + proxy) in the foreground
 #   make test   install what is missing, build with ASan+UBSan and -Werror, run every test
 .POSIX:
-.PHONY: all install soak bench-full bench-c2s deps deps-bench deps-build build run test test-build unit fuzz bench format clean
+.PHONY: all install soak bench-full bench-c2s deps deps-bench deps-build build build-profile run test test-build unit fuzz bench format clean
 
 JOBS   ?= $(shell nproc 2>/dev/null || echo 2)
 BUILD  ?= build
@@ -22,6 +22,13 @@ deps-build:
 build: deps-build
 	$(CMAKE) -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo
 	$(CMAKE) --build $(BUILD) -j $(JOBS)
+
+# The proxy on our static mbedTLS profile (docs/mbedtls-profile.md) in $(BUILD)/profile. The
+# first run downloads trixie's mbedTLS source package (needs dpkg-dev, patch, bzip2, xz-utils
+# and curl); later runs reuse it.
+build-profile: deps-build
+	$(CMAKE) -S . -B $(BUILD)/profile -DCMAKE_BUILD_TYPE=RelWithDebInfo -DXTP_MBEDTLS_PROFILE=ON
+	$(CMAKE) --build $(BUILD)/profile -j $(JOBS)
 
 run: deps build
 	scripts/demo.sh $(BUILD)

@@ -18,11 +18,19 @@
 #                                 xmpp-tls-proxy (uid/gid XTP_UID, default 10269) and its folders
 #
 # The source tree is the folder above this script. Environment: JOBS (parallel build jobs,
-# default: the number of processors), XTP_UID (runtime), CMAKE_ARGS (extra, for `build`).
+# default: the number of processors), XTP_UID (runtime), CMAKE_ARGS (extra, for `build`),
+# XTP_MBEDTLS_PROFILE (deps and build: ON links our static mbedTLS profile instead of the
+# system's, docs/mbedtls-profile.md; the Dockerfile sets ON, the default here is OFF so that
+# t30 downloads nothing).
 set -euo pipefail
 
 SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 XTP_UID=${XTP_UID:-10269}
+PROFILE=${XTP_MBEDTLS_PROFILE:-OFF}
+case "$PROFILE" in
+ON | OFF) ;;
+*) printf 'build.sh: XTP_MBEDTLS_PROFILE must be ON or OFF, not %s\n' "$PROFILE" >&2 && exit 2 ;;
+esac
 CA_BUNDLE=/etc/ssl/certs/ca-certificates.crt
 ROOT_KEY=/usr/share/dns/root.key
 STREAM_HEADER="<?xml version='1.0'?><stream:stream xmlns='jabber:client' \
@@ -50,6 +58,10 @@ do_deps() {
     # ca-certificates (which pulls in openssl) and dns-root-data.
     export DEBIAN_FRONTEND=noninteractive
     apt-get install -y -qq --no-install-recommends ca-certificates dns-root-data binutils
+    if [ "$PROFILE" = ON ]; then
+        # scripts/mbedtls-profile.sh: download, verify and unpack Debian's source package.
+        apt-get install -y -qq --no-install-recommends curl dpkg-dev patch bzip2 xz-utils
+    fi
 }
 
 # pkg_of FILE: the Debian package that owns FILE (a library path from ldd). With merged /usr,
@@ -163,7 +175,7 @@ do_build() {
     command -v strip >/dev/null || die "strip not found (binutils)"
     # shellcheck disable=SC2086 # CMAKE_ARGS is a list of words
     cmake -S "$SRC" -B "$out/build" -DCMAKE_BUILD_TYPE=Release -DXTP_TESTS=OFF \
-        -DXTP_BENCH=OFF ${CMAKE_ARGS:-} >"$out/cmake.log" ||
+        -DXTP_BENCH=OFF -DXTP_MBEDTLS_PROFILE="$PROFILE" ${CMAKE_ARGS:-} >"$out/cmake.log" 2>&1 ||
         die "cmake configure failed: see $out/cmake.log"
     cmake --build "$out/build" -j "${JOBS:-$(nproc 2>/dev/null || echo 2)}" >>"$out/cmake.log" 2>&1 ||
         die "the build failed: $(tail -n 30 "$out/cmake.log")"
@@ -174,6 +186,9 @@ do_build() {
     # The runtime library list: every library the dynamic loader resolves, and its package.
     if ldd "$bin" | grep -q 'not found'; then
         die "unresolved libraries: $(ldd "$bin" | grep 'not found')"
+    fi
+    if [ "$PROFILE" = ON ] && ldd "$bin" | grep -q 'libmbed'; then
+        die "XTP_MBEDTLS_PROFILE=ON, but the binary loads a shared mbedTLS: $(ldd "$bin" | grep libmbed)"
     fi
     ldd "$bin" | awk '$2 == "=>" && $3 ~ /^\// { print $3 } $1 ~ /^\// { print $1 }' |
         sort -u >"$out/runtime-libs.txt"

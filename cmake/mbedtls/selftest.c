@@ -1,0 +1,55 @@
+/* selftest.c: scripts/mbedtls-profile.sh builds this against the freshly installed profile and
+ * refuses the build when it fails. It checks what our patch changes (X25519 public keys through
+ * Everest, cmake/mbedtls/patches/01-everest-x25519-public-key.patch) and the shared secret,
+ * with the test vectors of RFC 7748 section 6.1, through the PSA calls TLS 1.3 makes. */
+#include <psa/crypto.h>
+#include <stdio.h>
+#include <string.h>
+/* RFC 7748 section 6.1: Alice's and Bob's keys. */
+static const uint8_t a_priv[32] = {0x77, 0x07, 0x6d, 0x0a, 0x73, 0x18, 0xa5, 0x7d, 0x3c, 0x16, 0xc1,
+                                   0x72, 0x51, 0xb2, 0x66, 0x45, 0xdf, 0x4c, 0x2f, 0x87, 0xeb, 0xc0,
+                                   0x99, 0x2a, 0xb1, 0x77, 0xfb, 0xa5, 0x1d, 0xb9, 0x2c, 0x2a};
+static const uint8_t a_pub[32] = {0x85, 0x20, 0xf0, 0x09, 0x89, 0x30, 0xa7, 0x54, 0x74, 0x8b, 0x7d,
+                                  0xdc, 0xb4, 0x3e, 0xf7, 0x5a, 0x0d, 0xbf, 0x3a, 0x0d, 0x26, 0x38,
+                                  0x1a, 0xf4, 0xeb, 0xa4, 0xa9, 0x8e, 0xaa, 0x9b, 0x4e, 0x6a};
+static const uint8_t b_priv[32] = {0x5d, 0xab, 0x08, 0x7e, 0x62, 0x4a, 0x8a, 0x4b, 0x79, 0xe1, 0x7f,
+                                   0x8b, 0x83, 0x80, 0x0e, 0xe6, 0x6f, 0x3b, 0xb1, 0x29, 0x26, 0x18,
+                                   0xb6, 0xfd, 0x1c, 0x2f, 0x8b, 0x27, 0xff, 0x88, 0xe0, 0xeb};
+static const uint8_t b_pub[32] = {0xde, 0x9e, 0xdb, 0x7d, 0x7b, 0x7d, 0xc1, 0xb4, 0xd3, 0x5b, 0x61,
+                                  0xc2, 0xec, 0xe4, 0x35, 0x37, 0x3f, 0x83, 0x43, 0xc8, 0x5b, 0x78,
+                                  0x67, 0x4d, 0xad, 0xfc, 0x7e, 0x14, 0x6f, 0x88, 0x2b, 0x4f};
+static const uint8_t shared[32] = {0x4a, 0x5d, 0x9d, 0x5b, 0xa4, 0xce, 0x2d, 0xe1, 0x72, 0x8e, 0x3b,
+                                   0xf4, 0x80, 0x35, 0x0f, 0x25, 0xe0, 0x7e, 0x21, 0xc9, 0x47, 0xd1,
+                                   0x9e, 0x33, 0x76, 0xf0, 0x9b, 0x3c, 0x1e, 0x16, 0x17, 0x42};
+static int check(const uint8_t *priv, const uint8_t *pub, const uint8_t *peer)
+{
+    psa_key_attributes_t a = PSA_KEY_ATTRIBUTES_INIT;
+    psa_key_id_t id;
+    uint8_t out[32], ss[32];
+    size_t n;
+    psa_set_key_type(&a, PSA_KEY_TYPE_ECC_KEY_PAIR(PSA_ECC_FAMILY_MONTGOMERY));
+    psa_set_key_bits(&a, 255);
+    psa_set_key_usage_flags(&a, PSA_KEY_USAGE_DERIVE);
+    psa_set_key_algorithm(&a, PSA_ALG_ECDH);
+    if (psa_import_key(&a, priv, 32, &id))
+        return 1;
+    if (psa_export_public_key(id, out, sizeof out, &n) || n != 32 || memcmp(out, pub, 32))
+        return 2;
+    if (psa_raw_key_agreement(PSA_ALG_ECDH, id, peer, 32, ss, sizeof ss, &n) || n != 32 ||
+        memcmp(ss, shared, 32))
+        return 3;
+    uint8_t small[31];
+    if (psa_export_public_key(id, small, sizeof small, &n) != PSA_ERROR_BUFFER_TOO_SMALL)
+        return 4;
+    psa_destroy_key(id);
+    return 0;
+}
+int main(void)
+{
+    if (psa_crypto_init())
+        return 9;
+    int r1 = check(a_priv, a_pub, b_pub), r2 = check(b_priv, b_pub, a_pub);
+    if (r1 || r2)
+        fprintf(stderr, "selftest: RFC 7748 X25519 failed (step %d, %d)\n", r1, r2);
+    return r1 || r2;
+}
