@@ -42,7 +42,8 @@
 #
 # Needs BUILD_DIR/xmpp-tls-proxy and BUILD_DIR/bench/xtp-load, jabberd2 2.7, sqlite3, python3,
 # ss. Every process started here is stopped on exit (trap), and a watchdog ends the script
-# after ramp time + 5 minutes. Exit status: 0 when every run was clean, 1 when a run reported
+# after twice the ramp's time + 4 probes + 5 minutes (10 minutes with the defaults; a run takes
+# about 3.5). Exit status: 0 when every run was clean, 1 when a run reported
 # errors or sessions were lost (the table still prints), 2 on bad usage or when a server could
 # not start.
 set -euo pipefail
@@ -57,7 +58,7 @@ die() {
 }
 say() { printf 'scale.sh: %s\n' "$*" >&2; }
 
-[ $# -ge 1 ] && [ $# -le 2 ] || die "usage: bench/scale.sh BUILD_DIR [SESSIONS]"
+if [ $# -lt 1 ] || [ $# -gt 2 ]; then die "usage: bench/scale.sh BUILD_DIR [SESSIONS]"; fi
 [ -d "$1" ] || die "no build folder $1"
 BUILD=$(cd "$1" && pwd)
 SESSIONS=${2:-20000}
@@ -113,8 +114,8 @@ fi
 share() { echo $((SESSIONS / NI + ($1 < SESSIONS % NI ? 1 : 0))); }
 PROBE_N=$(((PROBE_RATE * PROBE_SECS + NI - 1) / NI)) # sessions per probe process
 RAMP_S=$(((SESSIONS + ARRIVAL - 1) / ARRIVAL))
-HOLD=$((PROBE_SECS + 40))                 # from each load's last session up: settle + probe + slack
-LIMIT=$((RAMP_S * 2 + 4 * PROBE_SECS + 300)) # the watchdog
+HOLD=$((PROBE_SECS + 45)) # from each load's last session up: settle, upkeep, probe, slack
+LIMIT=$((RAMP_S * 2 + 4 * PROBE_SECS + 300))             # the watchdog
 [ "$LIMIT" -le 900 ] || die "the run could take $LIMIT s: raise XTP_BENCH_ARRIVAL or lower SESSIONS (15 minutes at most)"
 
 read -r eph_lo eph_hi </proc/sys/net/ipv4/ip_local_port_range
@@ -355,7 +356,7 @@ probe_measured() {
     c0=$(cpu_ticks "${PROXY_PIDS[@]}")
     echo "$c0" >"$WORK/runs/$name.pcpu0"
     probe "$name"
-    echo "$(loadavg)" >"$WORK/runs/$name.load"
+    loadavg >"$WORK/runs/$name.load"
 }
 
 LOAD_START=$(loadavg)
@@ -415,6 +416,19 @@ R1=$(rss_kb "${PROXY_PIDS[@]}")
 C1=$(rss_kb "${C2S_PIDS[@]}")
 declare -a RSS_EACH=()
 for pid in "${PROXY_PIDS[@]}"; do RSS_EACH+=("$(rss_kb "$pid")"); done
+# Upkeep: what the held sessions cost while nothing happens on them, over UPKEEP_S seconds.
+UPKEEP_S=5
+u0=$(cpu_ticks "${PROXY_PIDS[@]}")
+uj0=$(cpu_ticks "${C2S_PIDS[@]}" "${JB_PIDS[@]}")
+ul0=$(cpu_ticks "${IDLE_PIDS[@]}")
+um0=$(machine_ticks)
+uw0=$(now_s)
+sleep "$UPKEEP_S"
+UP_W=$(awk -v a="$uw0" -v b="$(now_s)" 'BEGIN { print b - a }')
+UP_P=$(($(cpu_ticks "${PROXY_PIDS[@]}") - u0))
+UP_J=$(($(cpu_ticks "${C2S_PIDS[@]}" "${JB_PIDS[@]}") - uj0))
+UP_L=$(($(cpu_ticks "${IDLE_PIDS[@]}") - ul0))
+UP_M=$(($(machine_ticks) - um0))
 
 # ---- 3. the probe while the sessions sit idle -------------------------------------------------
 probe_measured idle
@@ -455,7 +469,8 @@ ramp_p=$(pcts "$R"/ramp.*.lat)
 cpu_model=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)
 ramp_w=$(awk -v a=$((m1 - m0 - (pc1 - pc0) - (jc1 - jc0) - lc1)) -v hz="$HZ" -v w="$RAMP_WALL" \
     'BEGIN { o = a / hz / w * 100; printf "%.0f", o < 0 ? 0 : o }')
-busy() { awk -v d="$1" -v hz="$HZ" -v w="$2" 'BEGIN { printf "%.0f", d / hz / w * 100 }'; }
+# busy TICKS SECONDS [FORMAT]: CPU time over wall time, % of one core.
+busy() { awk -v d="$1" -v hz="$HZ" -v w="$2" -v f="${3:-%.0f}" 'BEGIN { printf f, d / hz / w * 100 }'; }
 
 printf '\nxmpp-tls-proxy scale benchmark, %s (bench/scale.sh, %s sessions)\n' \
     "$(date -u '+%Y-%m-%d %H:%M UTC')" "$SESSIONS"
@@ -484,6 +499,9 @@ printf '  VmRSS while held: proxies %s MB -> %s MB = %s KB per session (each: %s
     "$(for r in "${RSS_EACH[@]}"; do printf '%s ' $((r / 1024)); done | sed 's/ $//; s/ /, /g')"
 printf '    jabberd2 c2s %s MB -> %s MB = %s KB per session\n' "$((C0 / 1024))" "$((C1 / 1024))" \
     "$(div $((C1 - C0)) "$UP" '%.1f')"
+printf '  upkeep while held (%.1f s, nothing sent): proxies %s%% of a core, jabberd2 %s%%, load generators %s%%; other work %s%%\n' \
+    "$UP_W" "$(busy "$UP_P" "$UP_W" %.1f)" "$(busy "$UP_J" "$UP_W" %.1f)" "$(busy "$UP_L" "$UP_W" %.1f)" \
+    "$(busy $((UP_M - UP_P - UP_J - UP_L)) "$UP_W")"
 printf '  established connections to the proxies after the idle probe: %s (of %s held)\n\n' "$EST" "$UP"
 
 printf 'probe: %s new sessions per case at %s/s for %s s (%s x %s/s, open loop), each ends its stream once set up\n' \
