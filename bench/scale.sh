@@ -416,6 +416,18 @@ R1=$(rss_kb "${PROXY_PIDS[@]}")
 C1=$(rss_kb "${C2S_PIDS[@]}")
 declare -a RSS_EACH=()
 for pid in "${PROXY_PIDS[@]}"; do RSS_EACH+=("$(rss_kb "$pid")"); done
+# Descriptors in use (the most of any one process of each kind), against the hard limit.
+max_fds() {
+    local pid m=0 n
+    for pid in "$@"; do
+        n=$(find "/proc/$pid/fd" -mindepth 1 -maxdepth 1 2>/dev/null | wc -l)
+        [ "$n" -le "$m" ] || m=$n
+    done
+    echo "$m"
+}
+FD_P=$(max_fds "${PROXY_PIDS[@]}")
+FD_C=$(max_fds "${C2S_PIDS[@]}")
+FD_L=$(max_fds "${IDLE_PIDS[@]}")
 # Upkeep: what the held sessions cost while nothing happens on them, over UPKEEP_S seconds.
 UPKEEP_S=5
 u0=$(cpu_ticks "${PROXY_PIDS[@]}")
@@ -477,7 +489,7 @@ printf '\nxmpp-tls-proxy scale benchmark, %s (bench/scale.sh, %s sessions)\n' \
 printf 'machine: %s vCPU (%s), %s %s, %s MB RAM; %s; load generators and servers share the machine\n' \
     "$(nproc)" "$cpu_model" "$(uname -s)" "$(uname -r)" \
     "$(awk '/^MemTotal:/ { printf "%.0f", $2 / 1024 }' /proc/meminfo)" "$("$PROXY" --version | sed -n 2p)"
-printf 'ulimit -Hn %s: at most %s sessions per proxy (2 descriptors each, 1000 spare), so %s instances:\n' \
+printf 'ulimit -Hn %s: at most %s sessions per proxy (2 descriptors each, 1000 spare), so %s instance(s):\n' \
     "$hard" "$cap" "$NI"
 printf '  proxy i (%s, 127.0.0.1:%s..%s) -> jabberd2 c2s i (127.0.0.1:%s..%s; one router, one sm);\n' \
     "$MODE" "$(proxy_port 0)" "$(proxy_port $((NI - 1)))" "$(c2s_port 0)" "$(c2s_port $((NI - 1)))"
@@ -499,6 +511,8 @@ printf '  VmRSS while held: proxies %s MB -> %s MB = %s KB per session (each: %s
     "$(for r in "${RSS_EACH[@]}"; do printf '%s ' $((r / 1024)); done | sed 's/ $//; s/ /, /g')"
 printf '    jabberd2 c2s %s MB -> %s MB = %s KB per session\n' "$((C0 / 1024))" "$((C1 / 1024))" \
     "$(div $((C1 - C0)) "$UP" '%.1f')"
+printf '  descriptors while held, the most in one process: proxy %s, jabberd2 c2s %s, xtp-load %s (ulimit -Hn %s)\n' \
+    "$FD_P" "$FD_C" "$FD_L" "$hard"
 printf '  upkeep while held (%.1f s, nothing sent): proxies %s%% of a core, jabberd2 %s%%, load generators %s%%; other work %s%%\n' \
     "$UP_W" "$(busy "$UP_P" "$UP_W" %.1f)" "$(busy "$UP_J" "$UP_W" %.1f)" "$(busy "$UP_L" "$UP_W" %.1f)" \
     "$(busy $((UP_M - UP_P - UP_J - UP_L)) "$UP_W")"
