@@ -2,7 +2,7 @@
 #   make run    install what is missing, build, start the demo (jabberd2 + proxy) in the foreground
 #   make test   install what is missing, build with ASan+UBSan and -Werror, run every test
 .POSIX:
-.PHONY: all install soak bench-full bench-c2s deps deps-bench deps-build build build-profile run test test-build unit fuzz bench format clean
+.PHONY: all install soak bench-full bench-c2s bench-scale deps deps-bench deps-build build build-profile run test test-build unit fuzz bench format clean
 
 JOBS   ?= $(shell nproc 2>/dev/null || echo 2)
 BUILD  ?= build
@@ -61,6 +61,11 @@ bench-full: deps-bench build
 	bench/compare.sh $(BUILD)
 bench-c2s: deps-bench build
 	bench/c2s.sh $(BUILD)
+# bench-scale: 20,000 idle sessions over several proxy instances, and the handshake latency of
+# new sessions while they are held (~4 min; SESSIONS=N for another count).
+SESSIONS ?= 20000
+bench-scale: deps-bench build
+	bench/scale.sh $(BUILD) $(SESSIONS)
 
 format:
 	clang-format -i proxy/*.c proxy/*.h tests/unit/*.c tests/unit/*.h tests/fuzz/*.c
