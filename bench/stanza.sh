@@ -1,0 +1,335 @@
+#!/bin/bash
+# stanza.sh: the stanza path (issue 5, target 4). Starts a private jabberd2 and the proxy on
+# loopback, logs in 2 x PAIRS sessions and has the pairs exchange 200-byte messages at a bounded
+# rate. Every run is an A/B run (xtp-load --b-port): half of the pairs talk to jabberd2 directly
+# (plaintext, the baseline), the other half through the proxy, at the same time, through the
+# same jabberd2 processes. jabberd2 stalls for up to 40 ms now and then (it never sets
+# TCP_NODELAY on its internal connections), and those stalls hit both groups alike, so the
+# difference of the two latency distributions is what the proxy adds. Rounds alternate which
+# pairs go through the proxy. For each run the script also reads the CPU time of the proxy and of
+# the load generator over the message phase only (from --ready-file to --done-file) and divides
+# it by the stanzas the proxy relayed. Then it prints one table.
+#
+#   bench/stanza.sh BUILD_DIR
+#
+# BUILD_DIR holds xmpp-tls-proxy and bench/xtp-load (a RelWithDebInfo build is the one to
+# measure). Nothing is built here. Environment (defaults in brackets):
+#   XTP_BENCH_PORT_BASE [23300]   jabberd2 c2s on BASE+1, the proxy on BASE+2 (STARTTLS) and
+#                                 BASE+3 (Direct TLS), all on 127.0.0.1
+#   XTP_BENCH_PAIRS [500]         logged-in pairs per run (2 x PAIRS sessions, half proxied)
+#   XTP_BENCH_RATES ["0.5 2"]     messages per second and session; one set of rounds per rate
+#   XTP_BENCH_DURATION [10]       seconds of messages per run
+#   XTP_BENCH_ROUNDS [4]          A/B runs per rate; odd rounds send the odd pairs through the
+#                                 proxy, even rounds the even pairs
+#   XTP_BENCH_TLS [direct]        how the proxied sessions connect: direct or starttls
+#   XTP_BENCH_TLS_LIB [openssl]   the load generator's TLS library (mbedtls without OpenSSL)
+#   XTP_BENCH_KEEP=1              keep the work folder (logs, every run's output)
+#
+# Every process started here is stopped on exit (trap). Exit status: 0 when every run was
+# clean, 1 when a run reported errors (the table still prints, marked), 2 on bad usage or when
+# the servers could not start.
+set -euo pipefail
+
+SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+DOMAIN=example.test
+BASE=${XTP_BENCH_PORT_BASE:-23300}
+PAIRS=${XTP_BENCH_PAIRS:-500}
+RATES=${XTP_BENCH_RATES:-0.5 2}
+DURATION=${XTP_BENCH_DURATION:-10}
+ROUNDS=${XTP_BENCH_ROUNDS:-4}
+TLSMODE=${XTP_BENCH_TLS:-direct}
+CERTS=$SRC/tests/certs
+
+die() {
+    printf 'stanza.sh: %s\n' "$*" >&2
+    exit 2
+}
+
+[ $# -eq 1 ] || die "usage: bench/stanza.sh BUILD_DIR"
+[ -d "$1" ] || die "no build folder $1"
+BUILD=$(cd "$1" && pwd)
+PROXY=${XTP_BIN:-$BUILD/xmpp-tls-proxy}
+LOAD=$BUILD/bench/xtp-load
+for f in "$PROXY" "$LOAD"; do
+    [ -x "$f" ] || die "$f not found: build first (cmake --build $BUILD)"
+done
+for v in BASE PAIRS DURATION ROUNDS; do
+    case "${!v}" in
+    '' | *[!0-9]*) die "$v must be a whole number, not '${!v}'" ;;
+    esac
+done
+for r in $RATES; do
+    case "$r" in
+    '' | *[!0-9.]* | *.*.*) die "XTP_BENCH_RATES: '$r' is not a rate" ;;
+    esac
+done
+[ $((PAIRS % 2)) -eq 0 ] && [ "$PAIRS" -ge 2 ] || die "XTP_BENCH_PAIRS must be even (A/B halves)"
+[ "$ROUNDS" -ge 1 ] || die "XTP_BENCH_ROUNDS must be at least 1"
+case "$TLSMODE" in direct | starttls) ;; *) die "XTP_BENCH_TLS must be direct or starttls" ;; esac
+{ [ "$BASE" -ge 1024 ] && [ "$BASE" -le 65000 ]; } || die "XTP_BENCH_PORT_BASE out of range: $BASE"
+read -r eph_lo eph_hi </proc/sys/net/ipv4/ip_local_port_range
+[ $((BASE + 3)) -lt "$eph_lo" ] || [ $((BASE + 1)) -gt "$eph_hi" ] ||
+    die "ports $((BASE + 1))-$((BASE + 3)) overlap the ephemeral range $eph_lo-$eph_hi: set XTP_BENCH_PORT_BASE"
+BACKEND_PORT=$((BASE + 1))
+STARTTLS_PORT=$((BASE + 2))
+DIRECT_PORT=$((BASE + 3))
+PROXY_PORT=$DIRECT_PORT
+[ "$TLSMODE" = direct ] || PROXY_PORT=$STARTTLS_PORT
+SESSIONS=$((PAIRS * 2))
+TLS_LIB=${XTP_BENCH_TLS_LIB:-openssl}
+"$LOAD" --help | grep -q 'or openssl' || TLS_LIB=mbedtls
+
+need=$((SESSIONS * 2 + 512))
+hard=$(ulimit -Hn)
+[ "$hard" = unlimited ] || [ "$hard" -ge "$need" ] ||
+    die "ulimit -Hn is $hard; $SESSIONS sessions need $need descriptors"
+[ "$hard" != unlimited ] || hard=$((need > 65536 ? need : 65536))
+ulimit -n "$hard"
+for p in "$BACKEND_PORT" "$STARTTLS_PORT" "$DIRECT_PORT"; do
+    [ -z "$(ss -Hltn "sport = :$p" 2>/dev/null)" ] ||
+        die "port $p is in use (set XTP_BENCH_PORT_BASE to move all three)"
+done
+
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/xtp-stanza.XXXXXX")
+PROXY_PID=
+LOAD_PID=
+RC=0
+cleanup() {
+    local rc=$? i
+    trap - EXIT INT TERM
+    set +e
+    [ -n "$LOAD_PID" ] && kill -TERM "$LOAD_PID" 2>/dev/null && wait "$LOAD_PID" 2>/dev/null
+    if [ -n "$PROXY_PID" ] && kill -0 "$PROXY_PID" 2>/dev/null; then
+        kill -TERM "$PROXY_PID"
+        for ((i = 0; i < 50; i++)); do
+            kill -0 "$PROXY_PID" 2>/dev/null || break
+            sleep 0.1
+        done
+        kill -KILL "$PROXY_PID" 2>/dev/null
+        wait "$PROXY_PID" 2>/dev/null
+    fi
+    "$SRC/scripts/jabberd2-local.sh" stop "$WORK/jabberd2" >/dev/null 2>&1
+    if [ "$rc" -eq 0 ] && [ "${XTP_BENCH_KEEP:-0}" != 1 ]; then
+        rm -rf "$WORK"
+    else
+        printf 'stanza.sh: logs kept in %s\n' "$WORK" >&2
+    fi
+    exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+CLK_TCK=$(getconf CLK_TCK)
+
+# cpu PID: "utime+stime in ticks, run time in ns" of the whole process. The ticks are what
+# /proc/PID/stat (fields 14 and 15) says; the nanoseconds are the sum of every thread's
+# /proc/PID/task/TID/schedstat (time on a CPU), which has a finer grain than 1/CLK_TCK.
+cpu() {
+    local stat ns=0 t a
+    stat=$(<"/proc/$1/stat")
+    stat=${stat##*) }
+    for t in /proc/"$1"/task/*/schedstat; do
+        read -r a _ <"$t" && ns=$((ns + a))
+    done
+    awk -v ns="$ns" '{ print $12 + $13, ns }' <<<"$stat"
+}
+
+# result KEY FILE: the value of KEY in the RESULT line of FILE.
+result() {
+    sed -n 's/^RESULT .*/&/p' "$2" | tr ' ' '\n' | sed -n "s/^$1=//p" | tail -n 1
+}
+
+wait_file() { # wait_file FILE SECONDS: until FILE exists or xtp-load has exited
+    local i
+    for ((i = 0; i < $2 * 200; i++)); do
+        [ -f "$1" ] && return 0
+        kill -0 "$LOAD_PID" 2>/dev/null || return 1
+        sleep 0.005
+    done
+    return 1
+}
+
+wait_port() {
+    local port=$1 i
+    for ((i = 0; i < 100; i++)); do
+        kill -0 "$PROXY_PID" 2>/dev/null || return 1
+        ss -Hltnp "sport = :$port" 2>/dev/null | grep -q "pid=$PROXY_PID," && return 0
+        sleep 0.1
+    done
+    return 1
+}
+
+# ---- servers ----------------------------------------------------------------------------
+printf 'stanza.sh: starting jabberd2 (%d users) and the proxy in %s\n' "$SESSIONS" "$WORK" >&2
+mkdir -p "$WORK/etc"
+cp -r "${JABBERD2_ETC:-/etc/jabberd2}/." "$WORK/etc/"
+sed -i "s#<max_fds>[0-9]*</max_fds>#<max_fds>$need</max_fds>#" "$WORK/etc/c2s.xml"
+users=""
+for ((i = 0; i < SESSIONS; i++)); do users="$users user$i:secret"; done
+JABBERD2_ETC=$WORK/etc JABBERD2_USERS=$users \
+    "$SRC/scripts/jabberd2-local.sh" start "$WORK/jabberd2" "$DOMAIN" "$BACKEND_PORT" >/dev/null ||
+    die "jabberd2 did not start"
+C2S_PID=$(awk '$1 == "c2s" { print $2 }' "$WORK/jabberd2/pids")
+SM_PID=$(awk '$1 == "sm" { print $2 }' "$WORK/jabberd2/pids")
+ROUTER_PID=$(awk '$1 == "router" { print $2 }' "$WORK/jabberd2/pids")
+
+cat >"$WORK/proxy.yaml" <<EOF
+log: { level: warn }
+tls: { min_version: "1.2" }
+domains:
+  $DOMAIN:
+    cert: $CERTS/$DOMAIN.crt
+    key: $CERTS/$DOMAIN.key
+    backend: { c2s: "127.0.0.1:$BACKEND_PORT" }
+listeners:
+  - { name: c2s, listen: "127.0.0.1:$STARTTLS_PORT", kind: c2s, tls: starttls }
+  - { name: c2s-direct, listen: "127.0.0.1:$DIRECT_PORT", kind: c2s, tls: direct }
+limits: { max_stanza: 256KiB, handshake_timeout: 10s, max_connections: 20000 }
+EOF
+"$PROXY" -c "$WORK/proxy.yaml" </dev/null 2>"$WORK/proxy.log" &
+PROXY_PID=$!
+wait_port "$STARTTLS_PORT" && wait_port "$DIRECT_PORT" ||
+    die "the proxy does not listen on $STARTTLS_PORT/$DIRECT_PORT (see $WORK/proxy.log)"
+LOAD_AT_START=$(cut -d' ' -f1-3 /proc/loadavg)
+T_START=$(date +%s)
+
+# ---- the runs -------------------------------------------------------------------------------
+# run NAME RATE PROXIED_GROUP: one A/B run. PROXIED_GROUP B: the odd pairs go through the proxy
+# (A = jabberd2), A: the even pairs do. Writes NAME.out and NAME.cpu (the CPU of the proxy, the
+# load generator and jabberd2's three processes at the start and the end of the message phase).
+run() {
+    local name=$1 rate=$2 grp=$3 rc=0 args
+    if [ "$grp" = B ]; then
+        args=(--mode plain --port "$BACKEND_PORT" --b-mode "$TLSMODE" --b-port "$PROXY_PORT")
+    else
+        args=(--mode "$TLSMODE" --port "$PROXY_PORT" --b-mode plain --b-port "$BACKEND_PORT")
+    fi
+    rm -f "$WORK/$name.ready" "$WORK/$name.done"
+    "$LOAD" --domain "$DOMAIN" "${args[@]}" --tls-lib "$TLS_LIB" -n "$SESSIONS" -c 32 --login \
+        --rate "$rate" --duration "$DURATION" --timeout $((DURATION + 120)) \
+        --ready-file "$WORK/$name.ready" --done-file "$WORK/$name.done" \
+        >"$WORK/$name.out" 2>"$WORK/$name.err" &
+    LOAD_PID=$!
+    if wait_file "$WORK/$name.ready" 120; then
+        { cpu "$PROXY_PID"; cpu "$LOAD_PID"; cpu "$C2S_PID"; cpu "$SM_PID"; cpu "$ROUTER_PID"; date +%s.%N; } \
+            >"$WORK/$name.cpu0"
+        if wait_file "$WORK/$name.done" $((DURATION + 10)); then
+            { cpu "$PROXY_PID"; cpu "$LOAD_PID"; cpu "$C2S_PID"; cpu "$SM_PID"; cpu "$ROUTER_PID"; date +%s.%N; } \
+                >"$WORK/$name.cpu1"
+        fi
+    fi
+    wait "$LOAD_PID" || rc=$?
+    LOAD_PID=
+    if [ "$rc" -ne 0 ]; then
+        printf 'stanza.sh: run %s exited with %d:\n' "$name" "$rc" >&2
+        tail -n 5 "$WORK/$name.err" >&2
+        RC=1
+    fi
+    grep -q '^RESULT ' "$WORK/$name.out" || die "run $name printed no result (see $WORK/$name.err)"
+    [ -f "$WORK/$name.cpu1" ] || { printf 'stanza.sh: run %s: no CPU sample at the end\n' "$name" >&2; RC=1; }
+}
+
+for rate in $RATES; do
+    for ((r = 1; r <= ROUNDS; r++)); do
+        grp=B
+        [ $((r % 2)) -eq 1 ] || grp=A
+        printf 'stanza.sh: rate %s/s per session, round %d of %d (proxied group %s)\n' \
+            "$rate" "$r" "$ROUNDS" "$grp" >&2
+        run "r${rate}-$r" "$rate" "$grp"
+        echo "r${rate}-$r $grp" >>"$WORK/runs"
+    done
+done
+
+# ---- the table ------------------------------------------------------------------------------
+cpu_model=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)
+printf '\nxmpp-tls-proxy stanza path (bench/stanza.sh), %s\n' "$(date -u '+%Y-%m-%d %H:%M UTC')"
+printf 'machine: %s vCPU (%s), %s %s; %s; load generator and servers share the machine\n' \
+    "$(nproc)" "$cpu_model" "$(uname -s)" "$(uname -r)" "$("$PROXY" --version | sed -n 2p)"
+printf 'load average at the start: %s, at the end: %s; %d s in all\n' "$LOAD_AT_START" \
+    "$(cut -d' ' -f1-3 /proc/loadavg)" $(($(date +%s) - T_START))
+printf '%d logged-in sessions per run (%d pairs): %d pairs straight to jabberd2 (plaintext), %d pairs\n' \
+    "$SESSIONS" "$PAIRS" $((PAIRS / 2)) $((PAIRS / 2))
+printf 'through the proxy (%s, client TLS %s), at the same time; %s-byte messages, %d s per run\n' \
+    "$TLSMODE" "$TLS_LIB" 200 "$DURATION"
+printf 'added = proxied minus direct, same run; CPU over the message phase only; a stanza = one\n'
+printf 'message relayed in one direction (each message crosses the proxy twice: in, then out)\n\n'
+
+printf '%-7s %-5s %8s %8s | %21s | %21s | %21s | %9s %9s %9s %8s %9s %6s\n' \
+    rate round msgs/s "proxied" "direct p50/p90/p99 ms" "proxied p50/p90/p99" "added p50/p90/p99 us" \
+    "proxy ns" "=stanza/s" "load ns" "jab2 ns" "busy p/l" errors
+printf '%-7s %-5s %8s %8s | %21s | %21s | %21s | %9s %9s %9s %8s %9s %6s\n' \
+    "/sess" "" "(all)" "msgs" "" "" "" "/stanza" "per core" "/stanza" "/msg" "" ""
+: >"$WORK/summary"
+while read -r name grp; do
+    o=$WORK/$name.out
+    rate=${name#r}
+    rate=${rate%-*}
+    round=${name##*-}
+    if [ "$grp" = B ]; then d=msg; p=b_msg; else d=b_msg; p=msg; fi
+    # messages the proxied group received: each crossed the proxy twice
+    if [ "$p" = b_msg ]; then
+        pmsgs=$(result b_msgs_rcvd "$o")
+    else
+        pmsgs=$(($(result msgs_rcvd "$o") - $(result b_msgs_rcvd "$o")))
+    fi
+    if [ -f "$WORK/$name.cpu1" ]; then
+        paste -d' ' "$WORK/$name.cpu0" "$WORK/$name.cpu1" >"$WORK/$name.cpu"
+    else
+        : >"$WORK/$name.cpu"
+    fi
+    awk -v name="$name" -v rate="$rate" -v round="$round" -v pm="$pmsgs" -v hz="$CLK_TCK" \
+        -v sent="$(result msgs_sent "$o")" -v err="$(result errors "$o")" \
+        -v d50="$(result ${d}_p50_us "$o")" -v d90="$(result ${d}_p90_us "$o")" -v d99="$(result ${d}_p99_us "$o")" \
+        -v p50="$(result ${p}_p50_us "$o")" -v p90="$(result ${p}_p90_us "$o")" -v p99="$(result ${p}_p99_us "$o")" \
+        -v summary="$WORK/summary" '
+        { line[NR] = $0 }
+        END {
+            # lines: proxy, load, c2s, sm, router (ticks ns ticks ns), then wall clock (t0 t1)
+            n = NR
+            if (n >= 6) {
+                split(line[1], px); split(line[2], ld); split(line[6], w)
+                wall = w[2] - w[1]
+                jns = 0
+                for (i = 3; i <= 5; i++) { split(line[i], j); jns += j[4] - j[2] }
+                pns = px[4] - px[2]; lns = ld[4] - ld[2]; pticks = px[3] - px[1]
+            }
+            st = 2 * pm
+            ns_st = st > 0 && n >= 6 ? pns / st : 0
+            mps = wall > 0 ? sent / wall : 0
+            per_core = ns_st > 0 ? 1e9 / ns_st : 0
+            lst = st > 0 ? lns / st : 0
+            jmsg = sent > 0 ? jns / sent : 0
+            pbusy = wall > 0 ? pns / wall / 1e7 : 0
+            lbusy = wall > 0 ? lns / wall / 1e7 : 0
+            tick_st = st > 0 ? pticks * 1e9 / hz / st : 0
+            printf("%-7s %-5s %8.0f %8d | %6.2f/%6.2f/%7.2f | %6.2f/%6.2f/%7.2f | %6d/%6d/%7d | %9.0f %9.0f %9.0f %8.0f %4.0f%%/%3.0f%% %6s\n",
+                rate, round, mps, pm, d50 / 1e3, d90 / 1e3, d99 / 1e3,
+                p50 / 1e3, p90 / 1e3, p99 / 1e3, p50 - d50, p90 - d90, p99 - d99,
+                ns_st, per_core, lst, jmsg, pbusy, lbusy, err)
+            # for the medians; the utime+stime figure checks the schedstat one
+            printf("%s %s %d %d %d %.0f %.0f %.0f\n", rate, round, p50 - d50, p90 - d90, p99 - d99,
+                ns_st, tick_st, lst) >> summary
+        }' "$WORK/$name.cpu"
+done <"$WORK/runs"
+
+printf '\nper rate, median over the rounds (min..max):\n'
+for rate in $RATES; do
+    awk -v rate="$rate" '$1 == rate' "$WORK/summary" | sort -k3,3n >"$WORK/s.tmp"
+    med() { sort -n | awk '{ v[NR] = $1 } END { m = NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2; printf "%.0f (%.0f..%.0f)", m, v[1], v[NR] }'; }
+    printf '  %s msg/s per session: added p50 %s us, p90 %s us, p99 %s us\n' "$rate" \
+        "$(cut -d' ' -f3 "$WORK/s.tmp" | med)" "$(cut -d' ' -f4 "$WORK/s.tmp" | med)" \
+        "$(cut -d' ' -f5 "$WORK/s.tmp" | med)"
+    printf '      proxy CPU per stanza %s ns (schedstat), %s ns (utime+stime); load generator %s ns\n' \
+        "$(cut -d' ' -f6 "$WORK/s.tmp" | med)" "$(cut -d' ' -f7 "$WORK/s.tmp" | med)" \
+        "$(cut -d' ' -f8 "$WORK/s.tmp" | med)"
+    awk '{ print $6 }' "$WORK/s.tmp" | sort -n | awk '{ v[NR] = $1 } END {
+        m = NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
+        if (m > 0) printf "      = %.0f stanzas/s per core of the proxy (1e9 / median ns per stanza)\n", 1e9 / m }'
+done
+printf '\ncolumns: proxy/load ns per stanza = CPU time (all threads, schedstat) over the message phase / (2 x\n'
+printf 'proxied messages); jab2 ns/msg = c2s+sm+router CPU / all messages; busy p/l = proxy / load generator\n'
+printf 'CPU over wall time (100%% = one core). jabberd2 caps the rate (its sm and router are single\n'
+printf 'processes); the per-core figure comes from the CPU per stanza, not from a saturated run.\n'
+[ "$RC" -eq 0 ] || printf '\nstanza.sh: some runs reported errors (see above); numbers may be off\n' >&2
+exit "$RC"
