@@ -93,12 +93,16 @@ done
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/xtp-stanza.XXXXXX")
 PROXY_PID=
 LOAD_PID=
+CAP_PID=
+SETTLE=1 # idle seconds around the messages: the capture and the CPU samples start in between
 RC=0
 cleanup() {
     local rc=$? i
     trap - EXIT INT TERM
     set +e
-    [ -n "$LOAD_PID" ] && kill -TERM "$LOAD_PID" 2>/dev/null && wait "$LOAD_PID" 2>/dev/null
+    for pid in "$LOAD_PID" "$CAP_PID"; do
+        [ -n "$pid" ] && kill -TERM "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
+    done
     if [ -n "$PROXY_PID" ] && kill -0 "$PROXY_PID" 2>/dev/null; then
         kill -TERM "$PROXY_PID"
         for ((i = 0; i < 50; i++)); do
@@ -121,6 +125,163 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 
 CLK_TCK=$(getconf CLK_TCK)
+CAPTURE=${XTP_BENCH_CAPTURE:-1}
+[ "$CAPTURE" = 0 ] || python3 -c 'import socket; socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)' \
+    2>/dev/null || {
+    printf 'stanza.sh: no AF_PACKET socket (needs CAP_NET_RAW): no capture, no hop times\n' >&2
+    CAPTURE=0
+}
+cat >"$WORK/capture.py" <<'PYEOF'
+# The proxy's own time per stanza, from the packets on both of its sides (loopback capture).
+#   capture.py capture OUT PROXY_PORT BACKEND_PORT   (until SIGTERM: packets to OUT)
+#   capture.py hops OUT PORTLOG PROXY_PORT BACKEND_PORT
+# capture: an AF_PACKET socket on lo with a classic BPF filter (outgoing IPv4 TCP packets to or
+# from either port) and kernel timestamps (SO_TIMESTAMPNS: taken when the packet passed the
+# tap, not when this script read it). Keeps each data segment's time, ports and, on the
+# plaintext port, its first bytes.
+# hops: the inbound hop of a message is the time from the sender's TLS segment to the proxy
+# (the last one on that connection before) to the plaintext <message/> leaving the proxy for
+# jabberd2; the outbound hop is the time from jabberd2's plaintext <message/> to the proxy to
+# the first TLS segment the proxy sends the receiver after it. Sessions are told apart by the
+# 'to' of the message and xtp-load --port-log; a session sends at most a few messages per
+# second, so the nearest segment on its own connection is the right one.
+import ctypes, os, re, signal, socket, struct, sys
+
+def capture(out, pport, bport):
+    ETH_P_ALL = 3
+    s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
+    prog = [  # (code, jt, jf, k)
+        (0x20, 0, 0, 0xFFFFF004),  # A = skb->pkt_type
+        (0x15, 0, 11, 4),          # PACKET_OUTGOING: each loopback packet once
+        (0x28, 0, 0, 12),          # ethertype
+        (0x15, 0, 9, 0x0800),
+        (0x30, 0, 0, 23),          # IP protocol
+        (0x15, 0, 7, 6),
+        (0xB1, 0, 0, 14),          # X = IP header length
+        (0x48, 0, 0, 14),          # source port
+        (0x15, 5, 0, pport),
+        (0x15, 4, 0, bport),
+        (0x48, 0, 0, 16),          # destination port
+        (0x15, 2, 0, pport),
+        (0x15, 1, 0, bport),
+        (0x06, 0, 0, 0),
+        (0x06, 0, 0, 0x40000),
+    ]
+    buf = ctypes.create_string_buffer(b"".join(struct.pack("HBBI", *i) for i in prog))
+    fprog = struct.pack("HL", len(prog), ctypes.addressof(buf))
+    s.setsockopt(socket.SOL_SOCKET, 26, fprog)              # SO_ATTACH_FILTER
+    s.setsockopt(socket.SOL_SOCKET, 33, 64 << 20)           # SO_RCVBUFFORCE
+    s.setsockopt(socket.SOL_SOCKET, 35, 1)                  # SO_TIMESTAMPNS
+    s.bind(("lo", 0))
+    stop = []
+    signal.signal(signal.SIGTERM, lambda *a: stop.append(1))
+    s.settimeout(0.2)
+    recs = []
+    open(out + ".started", "w").close()
+    while not stop:
+        try:
+            data, anc, _, _ = s.recvmsg(600, 64)
+        except socket.timeout:
+            continue
+        except InterruptedError:
+            continue
+        ts = None
+        for lvl, typ, val in anc:
+            if lvl == socket.SOL_SOCKET and typ == 35:
+                sec, nsec = struct.unpack("qq", val[:16])
+                ts = sec * 1000000000 + nsec
+        if ts is None or len(data) < 54:
+            continue
+        ihl = (data[14] & 0xF) * 4
+        tot = struct.unpack("!H", data[16:18])[0]
+        t = 14 + ihl
+        sp, dp = struct.unpack("!HH", data[t:t + 4])
+        doff = (data[t + 12] >> 4) * 4
+        plen = tot - ihl - doff
+        if plen <= 0:
+            continue
+        head = data[t + doff:t + doff + 320] if bport in (sp, dp) else b""
+        recs.append((ts, sp, dp, plen, head))
+    # drop count (tp_drops) for the report
+    try:
+        st = s.getsockopt(263, 6, 8)  # SOL_PACKET, PACKET_STATISTICS
+        drops = struct.unpack("II", st)[1]
+    except OSError:
+        drops = -1
+    with open(out, "w") as f:
+        f.write(f"# drops {drops}\n")
+        for ts, sp, dp, plen, head in recs:
+            f.write(f"{ts} {sp} {dp} {plen} {head.hex()}\n")
+
+def pct(v, p):
+    if not v:
+        return 0
+    v = sorted(v)
+    return v[min(len(v) - 1, int(p / 100 * len(v)))]
+
+def hops(out, portlog, pport, bport):
+    port_of, group_of = {}, {}
+    for line in open(portlog):
+        i, port, g = line.split()
+        port_of[int(i)] = int(port)
+        group_of[int(i)] = g
+    proxied_ports = {port_of[i] for i in port_of}
+    drops = 0
+    segs = {}  # (sport, dport) -> [ts...]
+    plain = []  # (ts, sport, dport, text)
+    for line in open(out):
+        if line.startswith("#"):
+            drops = int(line.split()[2])
+            continue
+        p = line.split()
+        ts, sp, dp = int(p[0]), int(p[1]), int(p[2])
+        segs.setdefault((sp, dp), []).append(ts)
+        if len(p) > 4:
+            plain.append((ts, sp, dp, bytes.fromhex(p[4]).decode("latin-1")))
+    import bisect
+    rx = re.compile(r"<message[^>]*\bto=['\"]user(\d+)@")
+    tx = re.compile(r"T=(\d+) S=(\d+)")
+    inb, outb, per_msg = [], [], {}
+    for ts, sp, dp, text in plain:
+        m, t = rx.search(text), tx.search(text)
+        if not m or not t:
+            continue
+        to = int(m.group(1))
+        if dp == bport:  # towards jabberd2: from the proxy only if the sender is proxied
+            sender = to ^ 1
+            if sender not in port_of or (port_of[sender], pport) not in segs:
+                continue  # a direct client (its own connection to jabberd2)
+            if sp == port_of[sender]:
+                continue  # the direct client itself, not the proxy
+            lst = segs[(port_of[sender], pport)]
+            k = bisect.bisect_right(lst, ts) - 1
+            if k >= 0 and ts - lst[k] < 1_000_000_000:
+                d = ts - lst[k]
+                inb.append(d)
+                per_msg.setdefault(t.groups(), [None, None])[0] = d
+        elif sp == bport:  # from jabberd2: to the proxy when the receiver is proxied
+            if to not in port_of or (pport, port_of[to]) not in segs or dp == port_of[to]:
+                continue
+            lst = segs[(pport, port_of[to])]
+            k = bisect.bisect_left(lst, ts)
+            if k < len(lst) and lst[k] - ts < 1_000_000_000:
+                d = lst[k] - ts
+                outb.append(d)
+                per_msg.setdefault(t.groups(), [None, None])[1] = d
+    both = [a + b for a, b in per_msg.values() if a is not None and b is not None]
+    def show(name, v):
+        print(f"{name} n={len(v)} p50_us={pct(v, 50) / 1e3:.1f} p90_us={pct(v, 90) / 1e3:.1f} "
+              f"p99_us={pct(v, 99) / 1e3:.1f} max_us={max(v) / 1e3 if v else 0:.1f}")
+    show("in", inb)
+    show("out", outb)
+    show("both", both)
+    print(f"drops {drops}")
+
+if sys.argv[1] == "capture":
+    capture(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]))
+else:
+    hops(sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5]))
+PYEOF
 
 # cpu PID: "utime+stime in ticks, run time in ns" of the whole process. The ticks are what
 # /proc/PID/stat (fields 14 and 15) says; the nanoseconds are the sum of every thread's
@@ -208,9 +369,13 @@ run() {
     rm -f "$WORK/$name.ready" "$WORK/$name.done"
     "$LOAD" --domain "$DOMAIN" "${args[@]}" --tls-lib "$TLS_LIB" -n "$SESSIONS" -c 32 --login \
         --rate "$rate" --duration "$DURATION" --timeout $((DURATION + 120)) \
-        --ready-file "$WORK/$name.ready" --done-file "$WORK/$name.done" \
-        >"$WORK/$name.out" 2>"$WORK/$name.err" &
+        --ready-file "$WORK/$name.ready" --done-file "$WORK/$name.done" --port-log "$WORK/$name.ports" \
+        --settle "$SETTLE" >"$WORK/$name.out" 2>"$WORK/$name.err" &
     LOAD_PID=$!
+    if [ "$CAPTURE" = 1 ]; then
+        python3 "$WORK/capture.py" capture "$WORK/$name.pkts" "$PROXY_PORT" "$BACKEND_PORT" &
+        CAP_PID=$!
+    fi
     if wait_file "$WORK/$name.ready" 120; then
         { cpu "$PROXY_PID"; cpu "$LOAD_PID"; cpu "$C2S_PID"; cpu "$SM_PID"; cpu "$ROUTER_PID"; date +%s.%N; } \
             >"$WORK/$name.cpu0"
@@ -221,6 +386,15 @@ run() {
     fi
     wait "$LOAD_PID" || rc=$?
     LOAD_PID=
+    if [ -n "$CAP_PID" ]; then
+        kill -TERM "$CAP_PID" 2>/dev/null || true
+        wait "$CAP_PID" 2>/dev/null || true
+        CAP_PID=
+        # the proxied sessions only: their ports and groups
+        awk -v g="$grp" '$3 == g' "$WORK/$name.ports" >"$WORK/$name.pports"
+        python3 "$WORK/capture.py" hops "$WORK/$name.pkts" "$WORK/$name.pports" "$PROXY_PORT" \
+            "$BACKEND_PORT" >"$WORK/$name.hops" 2>"$WORK/$name.hops.err" || true
+    fi
     if [ "$rc" -ne 0 ]; then
         printf 'stanza.sh: run %s exited with %d:\n' "$name" "$rc" >&2
         tail -n 5 "$WORK/$name.err" >&2
@@ -278,7 +452,7 @@ while read -r name grp; do
     else
         : >"$WORK/$name.cpu"
     fi
-    awk -v name="$name" -v rate="$rate" -v round="$round" -v pm="$pmsgs" -v hz="$CLK_TCK" \
+    awk -v name="$name" -v dur="$DURATION" -v rate="$rate" -v round="$round" -v pm="$pmsgs" -v hz="$CLK_TCK" \
         -v sent="$(result msgs_sent "$o")" -v err="$(result errors "$o")" \
         -v d50="$(result ${d}_p50_us "$o")" -v d90="$(result ${d}_p90_us "$o")" -v d99="$(result ${d}_p99_us "$o")" \
         -v p50="$(result ${p}_p50_us "$o")" -v p90="$(result ${p}_p90_us "$o")" -v p99="$(result ${p}_p99_us "$o")" \
@@ -296,12 +470,12 @@ while read -r name grp; do
             }
             st = 2 * pm
             ns_st = st > 0 && n >= 6 ? pns / st : 0
-            mps = wall > 0 ? sent / wall : 0
+            mps = sent / dur
             per_core = ns_st > 0 ? 1e9 / ns_st : 0
             lst = st > 0 ? lns / st : 0
             jmsg = sent > 0 ? jns / sent : 0
-            pbusy = wall > 0 ? pns / wall / 1e7 : 0
-            lbusy = wall > 0 ? lns / wall / 1e7 : 0
+            pbusy = pns / dur / 1e7
+            lbusy = lns / dur / 1e7
             tick_st = st > 0 ? pticks * 1e9 / hz / st : 0
             printf("%-7s %-5s %8.0f %8d | %6.2f/%6.2f/%7.2f | %6.2f/%6.2f/%7.2f | %6d/%6d/%7d | %9.0f %9.0f %9.0f %8.0f %4.0f%%/%3.0f%% %6s\n",
                 rate, round, mps, pm, d50 / 1e3, d90 / 1e3, d99 / 1e3,

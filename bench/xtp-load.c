@@ -101,6 +101,7 @@ struct opts {
     int b_port;            /* --b-port: the odd pairs' target (0: none), for A/B in one run */
     enum mode b_mode;
     const char *latency_log;
+    const char *port_log; /* one line per session: index, local TCP port, A or B group */
     double timeout;
     double hs_timeout;
 };
@@ -206,6 +207,7 @@ struct load {
     uint64_t b_msgs_sent, b_msgs_rcvd; /* the B group's share of the two above */
     struct lat setup, tls, login, msg, b_msg; /* msg: the A group (all without --b-port) */
     FILE *latency_log; /* --latency-log: one line per session set up, owned */
+    FILE *port_log;    /* --port-log, owned */
     char tls_version[32], cipher[64];
 };
 
@@ -857,6 +859,13 @@ static void on_connected(struct sess *s)
         sess_fail(s, E_CONNECT, "connect: %s", strerror(err));
         return;
     }
+    if (ld->port_log != NULL && !s->primer) {
+        struct sockaddr_in me;
+        socklen_t mlen = sizeof(me);
+
+        if (getsockname(s->fd, (struct sockaddr *)&me, &mlen) == 0)
+            fprintf(ld->port_log, "%u %u %c\n", s->idx, ntohs(me.sin_port), s->b ? 'B' : 'A');
+    }
     if (s->mode == MODE_DIRECT) {
         tls_start(s);
         return;
@@ -1264,6 +1273,8 @@ static void usage(FILE *f)
             "  --b-mode M          the B group's mode (default: --mode)\n"
             "  --latency-log F     per TLS handshake: session, start (s since the setup began),\n"
             "                      handshake latency (ms); to see when the slow ones happen\n"
+            "  --port-log F        per session: index, local TCP port, group (A or B), to match\n"
+            "                      a packet capture to the sessions\n"
             "  --timeout S         bound on the whole run (120)\n"
             "  --handshake-timeout S  bound on one session's setup (10)\n",
 #ifdef XTP_LOAD_OPENSSL
@@ -1400,6 +1411,8 @@ static int parse_args(int argc, char **argv, struct opts *o)
                     o->b_mode = (enum mode)m, ok = have_b_mode = true;
         } else if (strcmp(a, "--latency-log") == 0) {
             o->latency_log = v;
+        } else if (strcmp(a, "--port-log") == 0) {
+            o->port_log = v;
         } else if (strcmp(a, "--timeout") == 0) {
             ok = parse_double(v, 1, 7200, &o->timeout);
         } else if (strcmp(a, "--handshake-timeout") == 0) {
@@ -1603,6 +1616,10 @@ int main(int argc, char **argv)
         fprintf(stderr, "xtp-load: %s: %s\n", o->latency_log, strerror(errno));
         return 2;
     }
+    if (o->port_log != NULL && (ld->port_log = fopen(o->port_log, "w")) == NULL) {
+        fprintf(stderr, "xtp-load: %s: %s\n", o->port_log, strerror(errno));
+        return 2;
+    }
     srand((unsigned)now_ns());
 
     if (uses_tls(o)) {
@@ -1644,6 +1661,8 @@ int main(int argc, char **argv)
         o->lib->conf_free(ld->tls_conf);
     if (ld->latency_log != NULL)
         fclose(ld->latency_log);
+    if (ld->port_log != NULL)
+        fclose(ld->port_log);
     if (ld->t_setup_end == 0)
         ld->t_setup_end = now_ns();
     report(ld);
