@@ -283,17 +283,18 @@ else:
     hops(sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5]))
 PYEOF
 
-# cpu PID: "utime+stime in ticks, run time in ns" of the whole process. The ticks are what
-# /proc/PID/stat (fields 14 and 15) says; the nanoseconds are the sum of every thread's
-# /proc/PID/task/TID/schedstat (time on a CPU), which has a finer grain than 1/CLK_TCK.
+# cpu PID: "utime stime run_ns wait_ns" of the whole process. utime and stime (ticks) are what
+# /proc/PID/stat (fields 14 and 15) says; run_ns and wait_ns are the sums over every thread's
+# /proc/PID/task/TID/schedstat: time on a CPU (a finer grain than 1/CLK_TCK) and time spent
+# runnable but waiting for a CPU (the other work on a shared machine).
 cpu() {
-    local stat ns=0 t a
+    local stat ns=0 wait=0 t a b
     stat=$(<"/proc/$1/stat")
     stat=${stat##*) }
     for t in /proc/"$1"/task/*/schedstat; do
-        read -r a _ <"$t" && ns=$((ns + a))
+        read -r a b _ <"$t" && ns=$((ns + a)) && wait=$((wait + b))
     done
-    awk -v ns="$ns" '{ print $12 + $13, ns }' <<<"$stat"
+    awk -v ns="$ns" -v w="$wait" '{ print $12, $13, ns, w }' <<<"$stat"
 }
 
 # result KEY FILE: the value of KEY in the RESULT line of FILE.
@@ -459,14 +460,16 @@ while read -r name grp; do
         -v summary="$WORK/summary" '
         { line[NR] = $0 }
         END {
-            # lines: proxy, load, c2s, sm, router (ticks ns ticks ns), then wall clock (t0 t1)
+            # lines: proxy, load, c2s, sm, router (utime stime run_ns wait_ns, before then
+            # after), then the wall clock (t0 t1)
             n = NR
             if (n >= 6) {
                 split(line[1], px); split(line[2], ld); split(line[6], w)
                 wall = w[2] - w[1]
                 jns = 0
-                for (i = 3; i <= 5; i++) { split(line[i], j); jns += j[4] - j[2] }
-                pns = px[4] - px[2]; lns = ld[4] - ld[2]; pticks = px[3] - px[1]
+                for (i = 3; i <= 5; i++) { split(line[i], j); jns += j[7] - j[3] }
+                pns = px[7] - px[3]; lns = ld[7] - ld[3]; pwait = px[8] - px[4]
+                putick = px[5] - px[1]; pstick = px[6] - px[2]; pticks = putick + pstick
             }
             st = 2 * pm
             ns_st = st > 0 && n >= 6 ? pns / st : 0
@@ -482,10 +485,31 @@ while read -r name grp; do
                 p50 / 1e3, p90 / 1e3, p99 / 1e3, p50 - d50, p90 - d90, p99 - d99,
                 ns_st, per_core, lst, jmsg, pbusy, lbusy, err)
             # for the medians; the utime+stime figure checks the schedstat one
-            printf("%s %s %d %d %d %.0f %.0f %.0f\n", rate, round, p50 - d50, p90 - d90, p99 - d99,
-                ns_st, tick_st, lst) >> summary
+            printf("%s %s %d %d %d %.0f %.0f %.0f %.0f %.0f %.0f\n", rate, round, p50 - d50, p90 - d90,
+                p99 - d99, ns_st, tick_st, lst, st > 0 ? putick * 1e9 / hz / st : 0,
+                st > 0 ? pstick * 1e9 / hz / st : 0, st > 0 ? pwait / st : 0) >> summary
         }' "$WORK/$name.cpu"
 done <"$WORK/runs"
+
+hopv() { # hopv RUN KIND KEY: a value from RUN.hops
+    sed -n "s/^$2 .*$3=\([0-9.]*\).*/\1/p" "$WORK/$1.hops" 2>/dev/null | head -n 1
+}
+if [ "$CAPTURE" = 1 ]; then
+    printf '\nthe proxy'"'"'s own time per message, from a loopback capture (kernel timestamps on both sides)\n'
+    printf 'in: client TLS segment -> plaintext to jabberd2; out: jabberd2 -> TLS segment to the client\n'
+    printf '%-7s %-5s | %23s | %23s | %23s | %9s %6s\n' rate round "in p50/p90/p99 us" \
+        "out p50/p90/p99 us" "in+out p50/p90/p99 us" "matched" drops
+    while read -r name grp; do
+        rate=${name#r}
+        rate=${rate%-*}
+        printf '%-7s %-5s | %7s/%7s/%7s | %7s/%7s/%7s | %7s/%7s/%7s | %9s %6s\n' "$rate" "${name##*-}" \
+            "$(hopv "$name" in p50_us)" "$(hopv "$name" in p90_us)" "$(hopv "$name" in p99_us)" \
+            "$(hopv "$name" out p50_us)" "$(hopv "$name" out p90_us)" "$(hopv "$name" out p99_us)" \
+            "$(hopv "$name" both p50_us)" "$(hopv "$name" both p90_us)" "$(hopv "$name" both p99_us)" \
+            "$(hopv "$name" both n)" "$(sed -n 's/^drops //p' "$WORK/$name.hops" 2>/dev/null)"
+        echo "$rate $(hopv "$name" both p50_us) $(hopv "$name" both p99_us)" >>"$WORK/hops.summary"
+    done <"$WORK/runs"
+fi
 
 printf '\nper rate, median over the rounds (min..max):\n'
 for rate in $RATES; do
@@ -497,9 +521,18 @@ for rate in $RATES; do
     printf '      proxy CPU per stanza %s ns (schedstat), %s ns (utime+stime); load generator %s ns\n' \
         "$(cut -d' ' -f6 "$WORK/s.tmp" | med)" "$(cut -d' ' -f7 "$WORK/s.tmp" | med)" \
         "$(cut -d' ' -f8 "$WORK/s.tmp" | med)"
+    printf '      of which user %s ns, kernel %s ns (utime, stime); the proxy waited %s ns per stanza\n' \
+        "$(cut -d' ' -f9 "$WORK/s.tmp" | med)" "$(cut -d' ' -f10 "$WORK/s.tmp" | med)" \
+        "$(cut -d' ' -f11 "$WORK/s.tmp" | med)"
+    printf '      for a CPU while runnable (schedstat run delay: the machine'"'"'s other work)\n'
     awk '{ print $6 }' "$WORK/s.tmp" | sort -n | awk '{ v[NR] = $1 } END {
         m = NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
         if (m > 0) printf "      = %.0f stanzas/s per core of the proxy (1e9 / median ns per stanza)\n", 1e9 / m }'
+    if [ -f "$WORK/hops.summary" ]; then
+        printf '      the proxy'"'"'s own time per message (in + out hops, capture): p50 %s us, p99 %s us\n' \
+            "$(awk -v r="$rate" '$1 == r { print $2 }' "$WORK/hops.summary" | med)" \
+            "$(awk -v r="$rate" '$1 == r { print $3 }' "$WORK/hops.summary" | med)"
+    fi
 done
 printf '\ncolumns: proxy/load ns per stanza = CPU time (all threads, schedstat) over the message phase / (2 x\n'
 printf 'proxied messages); jab2 ns/msg = c2s+sm+router CPU / all messages; busy p/l = proxy / load generator\n'
