@@ -293,6 +293,8 @@ print("\ncallgrind, the message phase only (zeroed when all sessions were up, du
 (s1, t1, self1, calls1), (s2, t2, self2, calls2) = res
 print(f"  run 1: {s1} stanzas, {t1:,} Ir = {t1 / s1:,.0f} Ir per stanza")
 print(f"  run 2: {s2} stanzas, {t2:,} Ir = {t2 / s2:,.0f} Ir per stanza")
+if s2 > s1:
+    print(f"  run 2 minus run 1: {(t2 - t1) / (s2 - s1):,.0f} Ir per stanza")
 by = defaultdict(int)
 for (ob, fn), c in self2.items():
     by[group(ob or "?")] += c
@@ -301,14 +303,16 @@ for g, c in sorted(by.items(), key=lambda x: -x[1]):
     print(f"    {g:40s} {c / s2:9,.0f}  {100 * c / t2:5.1f}%")
 print(f"    {'total':40s} {t2 / s2:9,.0f}")
 
-print("\n  calls per stanza (run 1 / run 2):")
+print("\n  calls per stanza: run 1 / run 2 / (run 2 minus run 1) per added stanza; a count that does")
+print("  not grow with the stanzas is a one-time cost (e.g. expat growing a pool on first use)")
+def row(f):
+    a, b = calls1.get(f, 0), calls2.get(f, 0)
+    d = (b - a) / (s2 - s1) if s2 > s1 else 0
+    print(f"    {f:34s} {a / s1:7.3f} / {b / s2:7.3f} / {d:7.3f}   ({a} and {b} calls)")
 for f in HEAP:
-    a = sum(v for k2, v in calls1.items() if k2 == f)
-    b = sum(v for k2, v in calls2.items() if k2 == f)
-    print(f"    {f:40s} {a / s1:7.3f} / {b / s2:7.3f}")
-cf = sorted({k2 for k2 in list(calls1) + list(calls2) if copy_fn(k2)})
-for f in cf:
-    print(f"    {f:40s} {calls1.get(f, 0) / s1:7.3f} / {calls2.get(f, 0) / s2:7.3f}")
+    row(f)
+for f in sorted({k2 for k2 in list(calls1) + list(calls2) if copy_fn(k2)}):
+    row(f)
 
 top = sorted(((c, fn) for (ob, fn), c in self2.items() if group(ob or "?").startswith("proxy")),
              reverse=True)[:8]
