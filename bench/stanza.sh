@@ -297,6 +297,19 @@ cpu() {
     awk -v ns="$ns" -v w="$wait" '{ print $12, $13, ns, w }' <<<"$stat"
 }
 
+# sys_counts PID: "read-like syscalls, write-like syscalls, voluntary context switches" of the
+# process (/proc/PID/io syscr and syscw; /proc/PID/status, summed over its threads): a sleep in
+# epoll_wait() that ends with new input is one voluntary switch, so this counts the wakeups.
+sys_counts() {
+    local r w v=0 t
+    r=$(sed -n 's/^syscr: //p' "/proc/$1/io")
+    w=$(sed -n 's/^syscw: //p' "/proc/$1/io")
+    for t in /proc/"$1"/task/*/status; do
+        v=$((v + $(sed -n 's/^voluntary_ctxt_switches:[[:space:]]*//p' "$t")))
+    done
+    echo "$r $w $v"
+}
+
 # result KEY FILE: the value of KEY in the RESULT line of FILE.
 result() {
     sed -n 's/^RESULT .*/&/p' "$2" | tr ' ' '\n' | sed -n "s/^$1=//p" | tail -n 1
@@ -378,11 +391,11 @@ run() {
         CAP_PID=$!
     fi
     if wait_file "$WORK/$name.ready" 120; then
-        { cpu "$PROXY_PID"; cpu "$LOAD_PID"; cpu "$C2S_PID"; cpu "$SM_PID"; cpu "$ROUTER_PID"; date +%s.%N; } \
-            >"$WORK/$name.cpu0"
+        { cpu "$PROXY_PID"; cpu "$LOAD_PID"; cpu "$C2S_PID"; cpu "$SM_PID"; cpu "$ROUTER_PID"; date +%s.%N
+            sys_counts "$PROXY_PID"; } >"$WORK/$name.cpu0"
         if wait_file "$WORK/$name.done" $((DURATION + 10)); then
-            { cpu "$PROXY_PID"; cpu "$LOAD_PID"; cpu "$C2S_PID"; cpu "$SM_PID"; cpu "$ROUTER_PID"; date +%s.%N; } \
-                >"$WORK/$name.cpu1"
+            { cpu "$PROXY_PID"; cpu "$LOAD_PID"; cpu "$C2S_PID"; cpu "$SM_PID"; cpu "$ROUTER_PID"; date +%s.%N
+                sys_counts "$PROXY_PID"; } >"$WORK/$name.cpu1"
         fi
     fi
     wait "$LOAD_PID" || rc=$?
@@ -470,6 +483,8 @@ while read -r name grp; do
                 for (i = 3; i <= 5; i++) { split(line[i], j); jns += j[7] - j[3] }
                 pns = px[7] - px[3]; lns = ld[7] - ld[3]; pwait = px[8] - px[4]
                 putick = px[5] - px[1]; pstick = px[6] - px[2]; pticks = putick + pstick
+                split(line[7], sc)  # the proxy: syscr syscw voluntary switches, before then after
+                nrd = sc[4] - sc[1]; nwr = sc[5] - sc[2]; nvcs = sc[6] - sc[3]
             }
             st = 2 * pm
             ns_st = st > 0 && n >= 6 ? pns / st : 0
@@ -488,6 +503,8 @@ while read -r name grp; do
             printf("%s %s %d %d %d %.0f %.0f %.0f %.0f %.0f %.0f\n", rate, round, p50 - d50, p90 - d90,
                 p99 - d99, ns_st, tick_st, lst, st > 0 ? putick * 1e9 / hz / st : 0,
                 st > 0 ? pstick * 1e9 / hz / st : 0, st > 0 ? pwait / st : 0) >> summary
+            if (st > 0)
+                printf("%s %s %.2f %.2f %.2f\n", rate, round, nrd / st, nwr / st, nvcs / st) >> (summary ".sys")
         }' "$WORK/$name.cpu"
 done <"$WORK/runs"
 
@@ -514,6 +531,7 @@ fi
 printf '\nper rate, median over the rounds (min..max):\n'
 for rate in $RATES; do
     awk -v rate="$rate" '$1 == rate' "$WORK/summary" | sort -k3,3n >"$WORK/s.tmp"
+    med2() { sort -n | awk '{ v[NR] = $1 } END { m = NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2; printf "%.2f", m }'; }
     med() { sort -n | awk '{ v[NR] = $1 } END { m = NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2; printf "%.0f (%.0f..%.0f)", m, v[1], v[NR] }'; }
     printf '  %s msg/s per session: added p50 %s us, p90 %s us, p99 %s us\n' "$rate" \
         "$(cut -d' ' -f3 "$WORK/s.tmp" | med)" "$(cut -d' ' -f4 "$WORK/s.tmp" | med)" \
@@ -525,6 +543,10 @@ for rate in $RATES; do
         "$(cut -d' ' -f9 "$WORK/s.tmp" | med)" "$(cut -d' ' -f10 "$WORK/s.tmp" | med)" \
         "$(cut -d' ' -f11 "$WORK/s.tmp" | med)"
     printf '      for a CPU while runnable (schedstat run delay: the machine'"'"'s other work)\n'
+    awk -v r="$rate" '$1 == r' "$WORK/summary.sys" >"$WORK/s.sys"
+    printf '      system calls per stanza: %s reads, %s writes; %s wakeups (voluntary context switches)\n' \
+        "$(cut -d' ' -f3 "$WORK/s.sys" | med2)" "$(cut -d' ' -f4 "$WORK/s.sys" | med2)" \
+        "$(cut -d' ' -f5 "$WORK/s.sys" | med2)"
     awk '{ print $6 }' "$WORK/s.tmp" | sort -n | awk '{ v[NR] = $1 } END {
         m = NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
         if (m > 0) printf "      = %.0f stanzas/s per core of the proxy (1e9 / median ns per stanza)\n", 1e9 / m }'
