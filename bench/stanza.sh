@@ -23,6 +23,10 @@
 #                                 proxy, even rounds the even pairs
 #   XTP_BENCH_TLS [direct]        how the proxied sessions connect: direct or starttls
 #   XTP_BENCH_TLS_LIB [openssl]   the load generator's TLS library (mbedtls without OpenSSL)
+#   XTP_BENCH_CONTROL [1]         after each rate's rounds, one A/A run (both groups straight to
+#                                 jabberd2): its B - A shows how much of "added" is noise
+#   XTP_BENCH_CAPTURE [1]         capture loopback packets (AF_PACKET, needs CAP_NET_RAW) for
+#                                 the proxy's own time per message (its in and out hops)
 #   XTP_BENCH_KEEP=1              keep the work folder (logs, every run's output)
 #
 # Every process started here is stopped on exit (trap). Exit status: 0 when every run was
@@ -94,6 +98,7 @@ WORK=$(mktemp -d "${TMPDIR:-/tmp}/xtp-stanza.XXXXXX")
 PROXY_PID=
 LOAD_PID=
 CAP_PID=
+CONTROL=${XTP_BENCH_CONTROL:-1}
 SETTLE=1 # idle seconds around the messages: the capture and the CPU samples start in between
 RC=0
 cleanup() {
@@ -377,6 +382,8 @@ run() {
     local name=$1 rate=$2 grp=$3 rc=0 args
     if [ "$grp" = B ]; then
         args=(--mode plain --port "$BACKEND_PORT" --b-mode "$TLSMODE" --b-port "$PROXY_PORT")
+    elif [ "$grp" = AA ]; then # the control: both groups straight to jabberd2
+        args=(--mode plain --port "$BACKEND_PORT" --b-mode plain --b-port "$BACKEND_PORT")
     else
         args=(--mode "$TLSMODE" --port "$PROXY_PORT" --b-mode plain --b-port "$BACKEND_PORT")
     fi
@@ -427,6 +434,11 @@ for rate in $RATES; do
         run "r${rate}-$r" "$rate" "$grp"
         echo "r${rate}-$r $grp" >>"$WORK/runs"
     done
+    if [ "$CONTROL" = 1 ]; then
+        printf 'stanza.sh: rate %s/s per session, control run: both groups straight to jabberd2\n' "$rate" >&2
+        run "r${rate}-aa" "$rate" AA
+        echo "r${rate}-aa AA" >>"$WORK/runs"
+    fi
 done
 
 # ---- the table ------------------------------------------------------------------------------
@@ -451,6 +463,11 @@ printf '%-7s %-5s %8s %8s | %21s | %21s | %21s | %9s %9s %9s %8s %9s %6s\n' \
 : >"$WORK/summary"
 while read -r name grp; do
     o=$WORK/$name.out
+    if [ "$grp" = AA ]; then
+        echo "$name $(result msg_p50_us "$o") $(result msg_p90_us "$o") $(result msg_p99_us "$o") \
+$(result b_msg_p50_us "$o") $(result b_msg_p90_us "$o") $(result b_msg_p99_us "$o") $(result errors "$o")" >>"$WORK/control"
+        continue
+    fi
     rate=${name#r}
     rate=${rate%-*}
     round=${name##*-}
@@ -517,6 +534,7 @@ if [ "$CAPTURE" = 1 ]; then
     printf '%-7s %-5s | %23s | %23s | %23s | %9s %6s\n' rate round "in p50/p90/p99 us" \
         "out p50/p90/p99 us" "in+out p50/p90/p99 us" "matched" drops
     while read -r name grp; do
+        [ "$grp" != AA ] || continue
         rate=${name#r}
         rate=${rate%-*}
         printf '%-7s %-5s | %7s/%7s/%7s | %7s/%7s/%7s | %7s/%7s/%7s | %9s %6s\n' "$rate" "${name##*-}" \
@@ -526,6 +544,14 @@ if [ "$CAPTURE" = 1 ]; then
             "$(hopv "$name" both n)" "$(sed -n 's/^drops //p' "$WORK/$name.hops" 2>/dev/null)"
         echo "$rate $(hopv "$name" both p50_us) $(hopv "$name" both p99_us)" >>"$WORK/hops.summary"
     done <"$WORK/runs"
+fi
+
+if [ -f "$WORK/control" ]; then
+    printf '\ncontrol runs: both groups straight to jabberd2, so the difference is the method'"'"'s noise\n'
+    awk '{ r = $1; sub(/^r/, "", r); sub(/-aa$/, "", r)
+        printf "  %s msg/s per session: A p50/p90/p99 %.2f/%.2f/%.2f ms, B %.2f/%.2f/%.2f ms: B - A %+d/%+d/%+d us; errors %s\n",
+            r, $2 / 1e3, $3 / 1e3, $4 / 1e3, $5 / 1e3, $6 / 1e3, $7 / 1e3, $5 - $2, $6 - $3, $7 - $4, $8 }' \
+        "$WORK/control"
 fi
 
 printf '\nper rate, median over the rounds (min..max):\n'
