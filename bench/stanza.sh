@@ -67,7 +67,9 @@ for r in $RATES; do
     '' | *[!0-9.]* | *.*.*) die "XTP_BENCH_RATES: '$r' is not a rate" ;;
     esac
 done
-[ $((PAIRS % 2)) -eq 0 ] && [ "$PAIRS" -ge 2 ] || die "XTP_BENCH_PAIRS must be even (A/B halves)"
+if [ $((PAIRS % 2)) -ne 0 ] || [ "$PAIRS" -lt 2 ]; then
+    die "XTP_BENCH_PAIRS must be even (A/B halves)"
+fi
 [ "$ROUNDS" -ge 1 ] || die "XTP_BENCH_ROUNDS must be at least 1"
 case "$TLSMODE" in direct | starttls) ;; *) die "XTP_BENCH_TLS must be direct or starttls" ;; esac
 { [ "$BASE" -ge 1024 ] && [ "$BASE" -le 65000 ]; } || die "XTP_BENCH_PORT_BASE out of range: $BASE"

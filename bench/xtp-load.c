@@ -21,8 +21,9 @@
  * Each message body carries its send time (CLOCK_MONOTONIC, this process), so the receiver
  * measures the exact one-way latency. With --b-port, every other pair connects to a second
  * target (B, e.g. the proxy in front of the backend that A reaches directly): both groups run
- * at once, under the same load, and the report gives each group's latency (bench/stanza.sh). Everything is bounded: --timeout for the whole run,
- * --handshake-timeout per setup, 3 s to drain messages, 2 s for a stream to close.
+ * at once, under the same load, and the report gives each group's latency (bench/stanza.sh).
+ * Everything is bounded: --timeout for the whole run, --handshake-timeout per setup, 3 s to
+ * drain messages, 2 s for a stream to close.
  *
  * Output: a readable report on stdout, then one "RESULT key=value ..." line for scripts.
  * Exit status: 0 when every session was set up and every message arrived, 1 otherwise (errors
@@ -97,7 +98,7 @@ struct opts {
     double hold; /* seconds idle once every session is up */
     const char *ready_file;
     const char *done_file; /* written once the messages are drained, before the streams end */
-    double settle; /* idle seconds after --ready-file and after --done-file (profilers) */
+    double settle;         /* idle seconds after --ready-file and after --done-file (profilers) */
     int b_port;            /* --b-port: the odd pairs' target (0: none), for A/B in one run */
     enum mode b_mode;
     const char *latency_log;
@@ -204,7 +205,7 @@ struct load {
     bool deadline_hit, fatal;
     uint64_t t0, t_setup0, t_setup_end, t_phase_end;
     uint64_t msgs_sent, msgs_rcvd;
-    uint64_t b_msgs_sent, b_msgs_rcvd; /* the B group's share of the two above */
+    uint64_t b_msgs_sent, b_msgs_rcvd;        /* the B group's share of the two above */
     struct lat setup, tls, login, msg, b_msg; /* msg: the A group (all without --b-port) */
     FILE *latency_log; /* --latency-log: one line per session set up, owned */
     FILE *port_log;    /* --port-log, owned */
@@ -1557,10 +1558,12 @@ static void report(struct load *ld)
                "p90 %u us  p99 %u us  max %u us\n",
                ld->msgs_sent, ld->msgs_rcvd, m50, m90, m99, mmax);
     if (o->rate > 0 && o->b_port != 0)
-        printf("            A group: %" PRIu64 " received, p50 %u us  p90 %u us  p99 %u us  max %u us\n"
-               "            B group: %" PRIu64 " received, p50 %u us  p90 %u us  p99 %u us  max %u us\n",
-               ld->msgs_rcvd - ld->b_msgs_rcvd, m50, m90, m99, mmax, ld->b_msgs_rcvd, b50, b90,
-               b99, bmax);
+        printf("            A group: %" PRIu64
+               " received, p50 %u us  p90 %u us  p99 %u us  max %u us\n"
+               "            B group: %" PRIu64
+               " received, p50 %u us  p90 %u us  p99 %u us  max %u us\n",
+               ld->msgs_rcvd - ld->b_msgs_rcvd, m50, m90, m99, mmax, ld->b_msgs_rcvd, b50, b90, b99,
+               bmax);
     printf("  errors:   %u", errors);
     for (size_t i = 0; i < E__COUNT; i++)
         if (ld->errs[i])
