@@ -19,8 +19,11 @@
  * seconds, then end their streams.
  *
  * Each message body carries its send time (CLOCK_MONOTONIC, this process), so the receiver
- * measures the exact one-way latency. Everything is bounded: --timeout for the whole run,
- * --handshake-timeout per setup, 3 s to drain messages, 2 s for a stream to close.
+ * measures the exact one-way latency. With --b-port, every other pair connects to a second
+ * target (B, e.g. the proxy in front of the backend that A reaches directly): both groups run
+ * at once, under the same load, and the report gives each group's latency (bench/stanza.sh).
+ * Everything is bounded: --timeout for the whole run, --handshake-timeout per setup, 3 s to
+ * drain messages, 2 s for a stream to close.
  *
  * Output: a readable report on stdout, then one "RESULT key=value ..." line for scripts.
  * Exit status: 0 when every session was set up and every message arrived, 1 otherwise (errors
@@ -94,7 +97,12 @@ struct opts {
     unsigned msg_size;
     double hold; /* seconds idle once every session is up */
     const char *ready_file;
+    const char *done_file; /* written once the messages are drained, before the streams end */
+    double settle;         /* idle seconds after --ready-file and after --done-file (profilers) */
+    int b_port;            /* --b-port: the odd pairs' target (0: none), for A/B in one run */
+    enum mode b_mode;
     const char *latency_log;
+    const char *port_log; /* one line per session: index, local TCP port, A or B group */
     double timeout;
     double hs_timeout;
 };
@@ -147,6 +155,8 @@ struct load;
 struct sess {
     struct load *ld; /* borrowed */
     unsigned idx;
+    enum mode mode; /* o.mode, or o.b_mode for the B group */
+    bool b;         /* in the B group: pair idx / 2 is odd and --b-port is set */
     int fd;
     enum sstate st;
     bool primer;  /* the session that fetches a ticket for --resume; not counted */
@@ -169,8 +179,10 @@ struct sess {
 enum phase {
     P_PRIME = 0, /* --resume: one uncounted session fetches a ticket */
     P_SETUP,     /* sessions are being opened */
+    P_SETTLE,    /* --settle: every session is up, the ready file is out; idle */
     P_RUN,       /* every session is up: messages and/or hold */
     P_DRAIN,     /* no more sends; waiting for messages in flight */
+    P_LINGER,    /* --settle: the messages have drained, the done file is out; idle */
     P_CLOSE,     /* streams are ending */
     P_END,
 };
@@ -179,7 +191,7 @@ struct load {
     struct opts o;
     uv_loop_t *loop;
     uv_timer_t sweep;
-    struct sockaddr_in addr;
+    struct sockaddr_in addr, b_addr;
     struct sess *s;    /* o.sessions entries */
     struct sess prm;   /* the primer */
     uv_timer_t arrive; /* --arrival-rate: starts the next sessions on time */
@@ -193,8 +205,10 @@ struct load {
     bool deadline_hit, fatal;
     uint64_t t0, t_setup0, t_setup_end, t_phase_end;
     uint64_t msgs_sent, msgs_rcvd;
-    struct lat setup, tls, login, msg;
+    uint64_t b_msgs_sent, b_msgs_rcvd;        /* the B group's share of the two above */
+    struct lat setup, tls, login, msg, b_msg; /* msg: the A group (all without --b-port) */
     FILE *latency_log; /* --latency-log: one line per session set up, owned */
+    FILE *port_log;    /* --port-log, owned */
     char tls_version[32], cipher[64];
 };
 
@@ -647,8 +661,9 @@ static void on_message(struct sess *s, const char *m, size_t len)
         return; /* not one of ours */
     sent = strtoull(t + 8, NULL, 10);
     ld->msgs_rcvd++;
+    ld->b_msgs_rcvd += s->b;
     if (sent > 0 && sent <= now)
-        (void)lat_push(&ld->msg, now - sent);
+        (void)lat_push(s->b ? &ld->b_msg : &ld->msg, now - sent);
 }
 
 static void sess_up(struct sess *s)
@@ -845,11 +860,18 @@ static void on_connected(struct sess *s)
         sess_fail(s, E_CONNECT, "connect: %s", strerror(err));
         return;
     }
-    if (ld->o.mode == MODE_DIRECT) {
+    if (ld->port_log != NULL && !s->primer) {
+        struct sockaddr_in me;
+        socklen_t mlen = sizeof(me);
+
+        if (getsockname(s->fd, (struct sockaddr *)&me, &mlen) == 0)
+            fprintf(ld->port_log, "%u %u %c\n", s->idx, ntohs(me.sin_port), s->b ? 'B' : 'A');
+    }
+    if (s->mode == MODE_DIRECT) {
         tls_start(s);
         return;
     }
-    s->st = ld->o.mode == MODE_STARTTLS ? S_PRE_FEAT : S_FEAT;
+    s->st = s->mode == MODE_STARTTLS ? S_PRE_FEAT : S_FEAT;
     if (out_fmt(s, STREAM_HEADER, ld->o.domain) == 0)
         (void)flush(s);
 }
@@ -936,6 +958,10 @@ static void sess_start(struct load *ld, struct sess *s, unsigned idx, bool prime
     s->ld = ld;
     s->idx = idx;
     s->primer = primer;
+    /* --b-port: pairs (2k, 2k+1) with k odd go to the B target, so that both targets see the
+     * same load at the same time and their latencies can be compared sample by sample. */
+    s->b = !primer && ld->o.b_port != 0 && (idx / 2) % 2 == 1;
+    s->mode = s->b ? ld->o.b_mode : ld->o.mode;
     s->t_start = now_ns();
     ld->open++;
     if (!primer)
@@ -966,7 +992,8 @@ static void sess_start(struct load *ld, struct sess *s, unsigned idx, bool prime
     }
     s->handles = 1;
     s->st = S_CONNECT;
-    if (connect(s->fd, (const struct sockaddr *)&ld->addr, sizeof(ld->addr)) != 0 &&
+    if (connect(s->fd, (const struct sockaddr *)(s->b ? &ld->b_addr : &ld->addr),
+                sizeof(ld->addr)) != 0 &&
         errno != EINPROGRESS) {
         sess_fail(s, E_CONNECT, "connect: %s", strerror(errno));
         return;
@@ -997,23 +1024,31 @@ static void tick_cb(uv_timer_t *t)
     memcpy(msg + n, "</body></message>", tail);
     s->seq++;
     ld->msgs_sent++;
+    ld->b_msgs_sent += s->b;
     if (out_str(s, msg, (size_t)n + tail) == 0)
         (void)flush(s);
 }
 
-static void write_ready_file(struct load *ld)
+/* --ready-file and --done-file: a line for the scripts that sample servers' CPU around the
+ * message phase (written when it starts and when its messages have drained). */
+static void write_mark(const char *path, const char *what, uint64_t n)
 {
     FILE *f;
 
-    if (ld->o.ready_file == NULL)
+    if (path == NULL)
         return;
-    f = fopen(ld->o.ready_file, "w");
+    f = fopen(path, "w");
     if (f == NULL) {
-        fprintf(stderr, "xtp-load: %s: %s\n", ld->o.ready_file, strerror(errno));
+        fprintf(stderr, "xtp-load: %s: %s\n", path, strerror(errno));
         return;
     }
-    fprintf(f, "%u sessions up\n", ld->up);
+    fprintf(f, "%" PRIu64 " %s\n", n, what);
     fclose(f);
+}
+
+static void write_ready_file(struct load *ld)
+{
+    write_mark(ld->o.ready_file, "sessions up", ld->up);
 }
 
 static void close_all(struct load *ld)
@@ -1036,8 +1071,16 @@ static void start_run(struct load *ld)
     const struct opts *o = &ld->o;
     uint64_t now = now_ns();
 
+    if (ld->phase == P_SETUP) {
+        ld->t_setup_end = now;
+        write_ready_file(ld);
+        if (o->settle > 0) {
+            ld->phase = P_SETTLE;
+            ld->t_phase_end = now + (uint64_t)(o->settle * NS_PER_S);
+            return;
+        }
+    }
     ld->phase = P_RUN;
-    ld->t_setup_end = now;
     if (o->rate > 0) {
         uint64_t period = (uint64_t)(1000.0 / o->rate + 0.5);
 
@@ -1059,7 +1102,6 @@ static void start_run(struct load *ld)
     } else {
         ld->t_phase_end = now + (uint64_t)(o->hold * NS_PER_S);
     }
-    write_ready_file(ld);
 }
 
 static void arrive_cb(uv_timer_t *t)
@@ -1179,8 +1221,15 @@ static void sweep_cb(uv_timer_t *t)
             close_all(ld);
         }
     }
+    if (ld->phase == P_SETTLE && now >= ld->t_phase_end)
+        start_run(ld);
     if (ld->phase == P_DRAIN &&
-        (ld->msgs_rcvd + ld->errs[E_BOUNCED] >= ld->msgs_sent || now >= ld->t_phase_end))
+        (ld->msgs_rcvd + ld->errs[E_BOUNCED] >= ld->msgs_sent || now >= ld->t_phase_end)) {
+        write_mark(ld->o.done_file, "messages received", ld->msgs_rcvd);
+        ld->phase = P_LINGER;
+        ld->t_phase_end = now + (uint64_t)(o->settle * NS_PER_S);
+    }
+    if (ld->phase == P_LINGER && now >= ld->t_phase_end)
         close_all(ld);
     pump(ld);
     if (ld->phase == P_END) {
@@ -1216,8 +1265,17 @@ static void usage(FILE *f)
             "  --msg-size B        bytes per <message/> (200)\n"
             "  --hold S            seconds to stay idle once all are up, without --rate (0)\n"
             "  --ready-file F      written once every session is up (hold or messages)\n"
+            "  --done-file F       written once the messages are drained, before the streams end\n"
+            "  --settle S          stay idle S seconds after the ready file and after the done\n"
+            "                      file (0), so that a profiler can be switched in between\n"
+            "  --b-port N          A/B in one run: pairs (2k, 2k+1) with k odd connect to port N\n"
+            "                      (the B group), the others to --port; the report gives the\n"
+            "                      message latency of each group\n"
+            "  --b-mode M          the B group's mode (default: --mode)\n"
             "  --latency-log F     per TLS handshake: session, start (s since the setup began),\n"
             "                      handshake latency (ms); to see when the slow ones happen\n"
+            "  --port-log F        per session: index, local TCP port, group (A or B), to match\n"
+            "                      a packet capture to the sessions\n"
             "  --timeout S         bound on the whole run (120)\n"
             "  --handshake-timeout S  bound on one session's setup (10)\n",
 #ifdef XTP_LOAD_OPENSSL
@@ -1254,6 +1312,12 @@ static bool parse_uint(const char *s, unsigned long lo, unsigned long hi, unsign
     return true;
 }
 
+/* True when some session of the run speaks TLS (A or B group). */
+static bool uses_tls(const struct opts *o)
+{
+    return o->mode != MODE_PLAIN || (o->b_port != 0 && o->b_mode != MODE_PLAIN);
+}
+
 static int parse_args(int argc, char **argv, struct opts *o)
 {
     *o = (struct opts){
@@ -1270,8 +1334,8 @@ static int parse_args(int argc, char **argv, struct opts *o)
         .timeout = 120,
         .hs_timeout = 10,
     };
-    bool have_mode = false;
-    unsigned port = 0;
+    bool have_mode = false, have_b_mode = false;
+    unsigned port = 0, b_port = 0;
 
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -1335,8 +1399,21 @@ static int parse_args(int argc, char **argv, struct opts *o)
             ok = parse_double(v, 0, 3600, &o->hold);
         } else if (strcmp(a, "--ready-file") == 0) {
             o->ready_file = v;
+        } else if (strcmp(a, "--done-file") == 0) {
+            o->done_file = v;
+        } else if (strcmp(a, "--settle") == 0) {
+            ok = parse_double(v, 0, 60, &o->settle);
+        } else if (strcmp(a, "--b-port") == 0) {
+            ok = parse_uint(v, 1, 65535, &b_port);
+        } else if (strcmp(a, "--b-mode") == 0) {
+            ok = false;
+            for (size_t m = 0; m < ARRAY_SIZE(mode_names); m++)
+                if (strcmp(v, mode_names[m]) == 0)
+                    o->b_mode = (enum mode)m, ok = have_b_mode = true;
         } else if (strcmp(a, "--latency-log") == 0) {
             o->latency_log = v;
+        } else if (strcmp(a, "--port-log") == 0) {
+            o->port_log = v;
         } else if (strcmp(a, "--timeout") == 0) {
             ok = parse_double(v, 1, 7200, &o->timeout);
         } else if (strcmp(a, "--handshake-timeout") == 0) {
@@ -1357,7 +1434,18 @@ static int parse_args(int argc, char **argv, struct opts *o)
         return -1;
     }
     o->port = (int)port;
-    if (o->mode == MODE_PLAIN && (o->resume || o->ca != NULL)) {
+    o->b_port = (int)b_port;
+    if (!have_b_mode)
+        o->b_mode = o->mode;
+    if (have_b_mode && b_port == 0) {
+        fprintf(stderr, "xtp-load: --b-mode needs --b-port\n");
+        return -1;
+    }
+    if (b_port != 0 && (o->resume || o->sessions % 4 != 0)) {
+        fprintf(stderr, "xtp-load: --b-port needs a multiple of 4 sessions, without --resume\n");
+        return -1;
+    }
+    if (!uses_tls(o) && (o->resume || o->ca != NULL)) {
         fprintf(stderr, "xtp-load: --resume and --ca need TLS (not --mode plain)\n");
         return -1;
     }
@@ -1414,7 +1502,7 @@ static void report(struct load *ld)
     double setup_s = (double)(ld->t_setup_end - ld->t_setup0) / 1e9;
     double rate = setup_s > 0 ? ld->up / setup_s : 0;
     double cpu_s, resumed_pct;
-    uint32_t s50, s90, s99, t50, t90, t99, l50, l99, m50, m90, m99, mmax;
+    uint32_t s50, s90, s99, t50, t90, t99, l50, l99, m50, m90, m99, mmax, b50, b90, b99, bmax;
     unsigned errors;
 
     if (ld->msgs_sent > ld->msgs_rcvd + ld->errs[E_BOUNCED])
@@ -1427,6 +1515,8 @@ static void report(struct load *ld)
     l50 = lat_pct(&ld->login, 50), l99 = lat_pct(&ld->login, 99);
     m50 = lat_pct(&ld->msg, 50), m90 = lat_pct(&ld->msg, 90), m99 = lat_pct(&ld->msg, 99);
     mmax = lat_max(&ld->msg);
+    b50 = lat_pct(&ld->b_msg, 50), b90 = lat_pct(&ld->b_msg, 90), b99 = lat_pct(&ld->b_msg, 99);
+    bmax = lat_max(&ld->b_msg);
     resumed_pct = ld->resumed + ld->full ? 100.0 * ld->resumed / (ld->resumed + ld->full) : 0;
 
     printf("xtp-load %s %s:%d domain=%s sessions=%u concurrency=%u", mode_names[o->mode], o->host,
@@ -1440,13 +1530,16 @@ static void report(struct load *ld)
            o->mode == MODE_PLAIN ? ""
            : o->secp256r1        ? " group=secp256r1"
                                  : " group=x25519");
-    if (o->mode != MODE_PLAIN)
+    if (o->b_port != 0)
+        printf("  A/B:      pairs 2k, 2k+1 with k even: %s port %d (A); k odd: %s port %d (B)\n",
+               mode_names[o->mode], o->port, mode_names[o->b_mode], o->b_port);
+    if (uses_tls(o))
         printf("  tls:      %s %s\n", ld->tls_version[0] ? ld->tls_version : "-",
                ld->cipher[0] ? ld->cipher : "-");
-    if (o->mode != MODE_PLAIN && ld->resumed + ld->full > 0)
+    if (uses_tls(o) && ld->resumed + ld->full > 0)
         printf("            %u of %u handshakes resumed (%.1f%%)\n", ld->resumed,
                ld->resumed + ld->full, resumed_pct);
-    else if (o->mode != MODE_PLAIN)
+    else if (uses_tls(o))
         printf("            resumed or not: unknown (%s needs --ca to tell)\n", o->lib->name);
     printf("  setup:    %u up, %u failed", ld->up, ld->failed);
     if (ld->up + ld->failed < o->sessions)
@@ -1454,7 +1547,7 @@ static void report(struct load *ld)
     printf(" in %.3f s = %.1f sessions/s\n", setup_s, rate);
     printf("  latency:  connect to stream ready p50 %.3f ms  p90 %.3f ms  p99 %.3f ms\n", s50 / 1e3,
            s90 / 1e3, s99 / 1e3);
-    if (o->mode != MODE_PLAIN)
+    if (uses_tls(o))
         printf("            TLS handshake         p50 %.3f ms  p90 %.3f ms  p99 %.3f ms\n",
                t50 / 1e3, t90 / 1e3, t99 / 1e3);
     if (o->login)
@@ -1464,6 +1557,13 @@ static void report(struct load *ld)
         printf("  messages: %" PRIu64 " sent, %" PRIu64 " received, one-way latency p50 %u us  "
                "p90 %u us  p99 %u us  max %u us\n",
                ld->msgs_sent, ld->msgs_rcvd, m50, m90, m99, mmax);
+    if (o->rate > 0 && o->b_port != 0)
+        printf("            A group: %" PRIu64
+               " received, p50 %u us  p90 %u us  p99 %u us  max %u us\n"
+               "            B group: %" PRIu64
+               " received, p50 %u us  p90 %u us  p99 %u us  max %u us\n",
+               ld->msgs_rcvd - ld->b_msgs_rcvd, m50, m90, m99, mmax, ld->b_msgs_rcvd, b50, b90, b99,
+               bmax);
     printf("  errors:   %u", errors);
     for (size_t i = 0; i < E__COUNT; i++)
         if (ld->errs[i])
@@ -1476,12 +1576,15 @@ static void report(struct load *ld)
            "setup_p50_us=%u setup_p90_us=%u setup_p99_us=%u tls_p50_us=%u tls_p90_us=%u "
            "tls_p99_us=%u login_p50_us=%u resumed=%u full=%u tls_version=%s cipher=%s "
            "msgs_sent=%" PRIu64 " msgs_rcvd=%" PRIu64 " msg_p50_us=%u msg_p90_us=%u "
-           "msg_p99_us=%u msg_max_us=%u cpu_s=%.3f tls_lib=%s\n",
+           "msg_p99_us=%u msg_max_us=%u cpu_s=%.3f tls_lib=%s b_msgs_sent=%" PRIu64
+           " b_msgs_rcvd=%" PRIu64 " b_msg_p50_us=%u b_msg_p90_us=%u b_msg_p99_us=%u "
+           "b_msg_max_us=%u\n",
            mode_names[o->mode], o->sessions, ld->up, ld->failed, errors, setup_s, rate, s50, s90,
            s99, t50, t90, t99, l50, ld->resumed, ld->full,
            ld->tls_version[0] ? ld->tls_version : "none", ld->cipher[0] ? ld->cipher : "none",
            ld->msgs_sent, ld->msgs_rcvd, m50, m90, m99, mmax, cpu_s,
-           o->mode == MODE_PLAIN ? "none" : o->lib->name);
+           uses_tls(o) ? o->lib->name : "none", ld->b_msgs_sent, ld->b_msgs_rcvd, b50, b90, b99,
+           bmax);
     fflush(stdout);
 }
 
@@ -1504,6 +1607,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "xtp-load: --host must be an IPv4 address: %s\n", o->host);
         return 2;
     }
+    ld->b_addr = ld->addr;
+    ld->b_addr.sin_port = htons((uint16_t)o->b_port);
     ld->s = calloc(o->sessions, sizeof(*ld->s));
     if (ld->s == NULL) {
         fprintf(stderr, "xtp-load: out of memory\n");
@@ -1514,15 +1619,20 @@ int main(int argc, char **argv)
         fprintf(stderr, "xtp-load: %s: %s\n", o->latency_log, strerror(errno));
         return 2;
     }
+    if (o->port_log != NULL && (ld->port_log = fopen(o->port_log, "w")) == NULL) {
+        fprintf(stderr, "xtp-load: %s: %s\n", o->port_log, strerror(errno));
+        return 2;
+    }
     srand((unsigned)now_ns());
 
-    if (o->mode != MODE_PLAIN) {
+    if (uses_tls(o)) {
         struct load_tls_opts to = {
             .domain = o->domain,
             .ca = o->ca,
             .version = o->tls,
             .secp256r1 = o->secp256r1,
-            .alpn = o->mode == MODE_DIRECT,
+            /* One configuration serves both groups: ALPN when either is Direct TLS. */
+            .alpn = o->mode == MODE_DIRECT || (o->b_port != 0 && o->b_mode == MODE_DIRECT),
             .tickets = o->resume,
             .psk_only = o->psk_only,
         };
@@ -1554,6 +1664,8 @@ int main(int argc, char **argv)
         o->lib->conf_free(ld->tls_conf);
     if (ld->latency_log != NULL)
         fclose(ld->latency_log);
+    if (ld->port_log != NULL)
+        fclose(ld->port_log);
     if (ld->t_setup_end == 0)
         ld->t_setup_end = now_ns();
     report(ld);
