@@ -670,7 +670,7 @@ for t in "${TLIST[@]}"; do
             printf "$hdr" "$label" "$c" \
                 "$(fmt '%.0f' "$(fld 2 "$rt")") ($(fmt '%.0f' "$(fld 3 "$rt")"))" \
                 "$([ -n "$cpu" ] && printf '%s/%s' "$(fld 1 "$cpu")" "$med" || printf -- '-')" \
-                "$([ -n "$med" ] && [ "$med" -gt 0 ] && awk -v m="$med" 'BEGIN { printf "%.0f", 1e6 / m }' || printf -- '-')" \
+                "$([ -n "$med" ] && awk -v m="$med" 'BEGIN { if (m > 0) printf "%.0f", 1e6 / m; else printf "-" }' || printf -- '-')" \
                 "$(rmed "$t" "$c" cpu proxy "$c" cpu)" "$flm" "$flo" "$resf" \
                 "$(fmt '%.0f' "$(fld 2 "$(stat "$t" "$c" bk)")")" \
                 "$(fmt '%.0f' "$(fld 2 "$(stat "$t" "$c" cli)")")" \

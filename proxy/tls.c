@@ -470,6 +470,7 @@ static int load_domain(struct tls_server *s, struct tls_domain *d, const struct 
 {
     char lib[200], why[96];
     const char *problem;
+    size_t chain_len;
     FILE *f;
     int rc;
 
@@ -501,6 +502,20 @@ static int load_domain(struct tls_server *s, struct tls_domain *d, const struct 
     if (problem != NULL) {
         cfg_fail(err, errlen, cfg, cd->cert_line, "domains.%s.cert: %s: %s", cd->name, cd->cert,
                  problem);
+        return XTP_EKEY;
+    }
+    /* mbedTLS sends the Certificate message in one record and does not fragment handshake
+     * messages (3.6): a chain longer than this build's output record (16 KiB, or 4 KiB in the
+     * project's mbedTLS profile) would fail every handshake. TLS 1.3 sizes, the larger. */
+    chain_len = 4 + 1 + 3;
+    for (const mbedtls_x509_crt *c = &d->chain; c != NULL && c->raw.len > 0; c = c->next)
+        chain_len += 3 + c->raw.len + 2;
+    if (chain_len > MBEDTLS_SSL_OUT_CONTENT_LEN) {
+        cfg_fail(err, errlen, cfg, cd->cert_line,
+                 "domains.%s.cert: %s: the chain needs a %zu-byte TLS Certificate message, more "
+                 "than this build's %d-byte records (MBEDTLS_SSL_OUT_CONTENT_LEN); leave out "
+                 "what clients do not need (the root, cross-signed copies)",
+                 cd->name, cd->cert, chain_len, (int)MBEDTLS_SSL_OUT_CONTENT_LEN);
         return XTP_EKEY;
     }
 

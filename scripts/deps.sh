@@ -15,7 +15,7 @@ build_pkgs="cmake make gcc pkg-config libuv1-dev libexpat1-dev libyaml-dev libun
 test_pkgs="clang libclang-rt-dev jabberd2 sqlite3 python3-slixmpp openssl testssl.sh procps iproute2 curl prosody lua-unbound dnsmasq-base iptables haproxy python3-yaml strace"
 # haproxy: the load balancer in front of proxy_protocol listeners (t33) and in bench/.
 # bench: the TLS terminators operators use today, measured side by side (bench/README.md).
-bench_pkgs="stunnel4 libssl-dev linux-perf"
+bench_pkgs="stunnel4 libssl-dev linux-perf valgrind"
 trixie_pkgs="libmbedtls-dev"
 expat_min="2.5.0-1+deb12u2"
 mbedtls_min="3.6"

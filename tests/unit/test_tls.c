@@ -1206,7 +1206,7 @@ static const char *tmp_file(char *buf, size_t len, const char *name, const char 
 
 TEST(server_new_errors)
 {
-    char garbage[128], empty[128], enc[128], err[512];
+    char garbage[128], empty[128], enc[128], huge[128], err[512];
     const struct {
         struct dom d[2];
         size_t n;
@@ -1245,7 +1245,13 @@ TEST(server_new_errors)
          1,
          {"test.yaml:2: domains.example.test.cert: ", "rsa1024.crt",
           "RSA key of 1024 bits is too small"}},
+        {{{"example.test", huge, "example.test.key"}}, /* leaf + 50 CA copies > 16 KiB */
+         1,
+         {"test.yaml:2: domains.example.test.cert: ", "huge.pem",
+          "-byte records (MBEDTLS_SSL_OUT_CONTENT_LEN)"}},
     };
+    static char chain[80000];
+    size_t chain_n = 0;
 
     snprintf(tmpdir, sizeof(tmpdir), "%s/test_tls.XXXXXX",
              getenv("TMPDIR") && strlen(getenv("TMPDIR")) < 100 ? getenv("TMPDIR") : "/tmp");
@@ -1256,6 +1262,19 @@ TEST(server_new_errors)
     tmp_file(garbage, sizeof(garbage), "garbage.pem",
              "-----BEGIN CERTIFICATE-----\nnot base64 at all!\n-----END CERTIFICATE-----\n");
     tmp_file(empty, sizeof(empty), "empty.pem", "");
+    fixtures(); /* certdir */
+    for (int k = 0; k <= 50; k++) {
+        char path[600];
+        FILE *f = fopen(cert_path(path, sizeof(path), k == 0 ? "example.test.crt" : "ca.crt"), "r");
+
+        if (f != NULL) {
+            chain_n += fread(chain + chain_n, 1, sizeof(chain) - 1 - chain_n, f);
+            fclose(f);
+        }
+    }
+    chain[chain_n] = '\0';
+    EXPECT(chain_n > 50 * 500); /* about 21 KB of DER */
+    tmp_file(huge, sizeof(huge), "huge.pem", chain);
     /* An encrypted key (passphrase "secret"): we have no passphrase to give. */
     tmp_file(enc, sizeof(enc), "enc.key",
              "-----BEGIN ENCRYPTED PRIVATE KEY-----\n"
@@ -1300,6 +1319,7 @@ TEST(server_new_errors)
     unlink(garbage);
     unlink(empty);
     unlink(enc);
+    unlink(huge);
     rmdir(tmpdir);
 }
 
