@@ -25,6 +25,7 @@
 #include <mbedtls/error.h>
 #include <mbedtls/md.h>
 #include <mbedtls/pk.h>
+#include <mbedtls/platform.h>
 #include <mbedtls/platform_util.h>
 #include <mbedtls/ssl.h>
 #include <mbedtls/ssl_ciphersuites.h>
@@ -153,17 +154,44 @@ struct tls {
     struct bytes in; /* owned: ciphertext left over from earlier feeds, read before feed */
     int send_rc;     /* first failure of the send callback */
     bool hs_done;
-    bool client;               /* s2s-out: we sent the ClientHello */
-    struct tls_ticket *ticket; /* client: the last TLS 1.3 NewSessionTicket, owned */
-    struct hs_watch watch;     /* server: our records; client: the peer's */
-    char why[96];              /* detail found in a callback, added to err */
-    char err[288];             /* tls_last_error(): what + library text + why */
+    bool client;                       /* s2s-out: we sent the ClientHello */
+    struct tls_ticket *ticket;         /* client: the last TLS 1.3 NewSessionTicket, owned */
+    struct hs_watch watch;             /* server: our records; client: the peer's */
+    bool trimmed;                      /* tls_trim() released the buffers' pages: untrim() first */
+    uint8_t keep_in[16], keep_out[16]; /* the buffers' first bytes (counters) meanwhile */
+    char why[96];                      /* detail found in a callback, added to err */
+    char err[288];                     /* tls_last_error(): what + library text + why */
 };
 
 /* ---- process-wide ---------------------------------------------------------------------- */
 
+#if defined(MBEDTLS_PLATFORM_MEMORY)
+/* Builds that let us choose (the project's mbedTLS profile) get the record buffers, the only
+ * blocks of a page or more that live as long as a session, on page boundaries: then
+ * tls_trim() can give back every page of an idle session's buffers, the first included. */
+#define TLS_PAGE_BLOCK 4096
+
+static void *page_calloc(size_t n, size_t size)
+{
+    size_t total;
+    void *p;
+
+    if (size != 0 && n > SIZE_MAX / size)
+        return NULL;
+    total = n * size;
+    if (total < TLS_PAGE_BLOCK)
+        return calloc(n, size);
+    if (posix_memalign(&p, TLS_PAGE_BLOCK, total) != 0)
+        return NULL;
+    return memset(p, 0, total);
+}
+#endif
+
 int tls_global_init(void)
 {
+#if defined(MBEDTLS_PLATFORM_MEMORY)
+    mbedtls_platform_set_calloc_free(page_calloc, free);
+#endif
     /* TLS 1.3 in mbedTLS 3.6 always goes through PSA for its key schedule and ECDHE. */
     return psa_crypto_init() == PSA_SUCCESS ? 0 : XTP_ETLS;
 }
@@ -1022,10 +1050,25 @@ static void name_failure(struct tls *t, int rc)
     }
 }
 
+/* Puts back the buffers' first bytes after a trim, before mbedTLS touches them again. */
+static void untrim(struct tls *t)
+{
+#if MBEDTLS_VERSION_MAJOR == 3
+    if (!t->trimmed)
+        return;
+    t->trimmed = false;
+    memcpy(t->ssl.MBEDTLS_PRIVATE(in_buf), t->keep_in, sizeof(t->keep_in));
+    memcpy(t->ssl.MBEDTLS_PRIVATE(out_buf), t->keep_out, sizeof(t->keep_out));
+#else
+    (void)t;
+#endif
+}
+
 int tls_handshake(struct tls *t)
 {
     int rc;
 
+    untrim(t);
     if (t->hs_done)
         return 0;
     rc = mbedtls_ssl_handshake(&t->ssl);
@@ -1066,8 +1109,6 @@ static size_t release_pages(unsigned char *buf, size_t len, size_t keep)
  * mbedtls_ssl_reset_in_pointers / _out_pointers). Everything past the first record header
  * is scratch once a record has been consumed or sent. The fields are private: they are read
  * only where the layout matches what was checked, else nothing is trimmed. */
-#define TRIM_KEEP 64 /* counter + header + slack; rounding up to a page keeps the whole first */
-
 size_t tls_trim(struct tls *t)
 {
 #if MBEDTLS_VERSION_MAJOR == 3
@@ -1086,13 +1127,20 @@ size_t tls_trim(struct tls *t)
 #if defined(MBEDTLS_SSL_VARIABLE_BUFFER_LENGTH)
     in_len = ssl->MBEDTLS_PRIVATE(in_buf_len);
     out_len = ssl->MBEDTLS_PRIVATE(out_buf_len);
-#elif defined(MBEDTLS_PLATFORM_MEMORY)
-    return 0; /* mbedtls_calloc may not be libc's: the buffers' sizes are unknown */
 #else
-    in_len = malloc_usable_size(in); /* libc's calloc made them: at least the size asked */
+    /* libc made them: its calloc, or page_calloc()'s posix_memalign() (MBEDTLS_PLATFORM_MEMORY
+     * is only ever set by our profile, and tls_global_init() installs page_calloc). */
+    in_len = malloc_usable_size(in);
     out_len = malloc_usable_size(out);
-#endif
-    return release_pages(in, in_len, TRIM_KEEP) + release_pages(out, out_len, TRIM_KEEP);
+#endif /* The incoming record counter is kept aside: with page-aligned buffers (page_calloc)       \
+        * the first page goes too. The outgoing one is copied in for each record (cur_out_ctr),    \
+        * but costs nothing to keep as well. */
+    if (!t->trimmed) {
+        memcpy(t->keep_in, in, sizeof(t->keep_in));
+        memcpy(t->keep_out, out, sizeof(t->keep_out));
+        t->trimmed = true;
+    }
+    return release_pages(in, in_len, 0) + release_pages(out, out_len, 0);
 #else
     (void)t;
     return 0;
@@ -1101,6 +1149,7 @@ size_t tls_trim(struct tls *t)
 
 int tls_read(struct tls *t, void *buf, size_t cap)
 {
+    untrim(t);
     if (cap == 0) /* mbedtls_ssl_read() would return 0, which means EOF */
         return -EINVAL;
     /* Each turn consumes input or buffered records, so this ends; the cap is a backstop. */
@@ -1137,6 +1186,7 @@ int tls_write(struct tls *t, const void *data, size_t len)
 {
     const unsigned char *p = data;
 
+    untrim(t);
     if (!t->hs_done) {
         snprintf(t->err, sizeof(t->err), "write: the handshake is not complete");
         return XTP_ETLS;
@@ -1154,8 +1204,10 @@ int tls_write(struct tls *t, const void *data, size_t len)
 
 int tls_close_notify(struct tls *t)
 {
-    int rc = mbedtls_ssl_close_notify(&t->ssl);
+    int rc;
 
+    untrim(t);
+    rc = mbedtls_ssl_close_notify(&t->ssl);
     return rc == 0 ? 0 : fail(t, "close_notify", rc);
 }
 

@@ -5,7 +5,7 @@
  * name it as MBEDTLS_USER_CONFIG_FILE. build_info.h includes it right after the default
  * configuration, in the library and in every program built against the installed headers, so
  * the proxy always sees the configuration the library was built with (struct layouts depend on
- * it: MBEDTLS_SSL_VARIABLE_BUFFER_LENGTH adds fields to mbedtls_ssl_context).
+ * it: MBEDTLS_PLATFORM_MEMORY, for one, changes what the library calls to allocate).
  *
  * What stays: everything the proxy uses. TLS 1.2 and 1.3, session tickets, ECDSA and RSA
  * (PKCS#1 v1.5 and PSS) for our certificates and for s2s peers, X.509 parsing and verification,
@@ -52,10 +52,17 @@
 #define MBEDTLS_ECP_NIST_OPTIM
 
 /* ---- Record buffers ------------------------------------------------------------------------ */
-/* Resize the record buffers after the handshake when a smaller maximum fragment length was
- * negotiated, instead of keeping the handshake's sizes for the whole session. Only then: with
- * clients that negotiate none (most) it changes nothing. */
-#define MBEDTLS_SSL_VARIABLE_BUFFER_LENGTH
+/* Not MBEDTLS_SSL_VARIABLE_BUFFER_LENGTH: with an output size below 16 KiB it shrinks the
+ * TLS 1.2 input buffer after the handshake to that size although no max_fragment_length was
+ * negotiated, and a standard client's full-size record then ends the session (found by
+ * tests/integration/t24-tls-records.sh run against this profile). Idle sessions give their
+ * buffers back through tls_trim() instead. */
+
+/* Let the proxy choose mbedTLS's allocator (tls.c, page_calloc()): the record buffers then
+ * start on page boundaries, so that tls_trim() can give back every page of an idle session's
+ * buffers, the first one included (bench/README.md, "Memory per idle session"). Anything
+ * smaller than a page still comes from calloc. */
+#define MBEDTLS_PLATFORM_MEMORY
 /* Outgoing records: 11.85 KB less RSS per idle session (79.25 -> 67.4 KB). One
  * mbedtls_ssl_write() takes at most this much, and tls_write() loops over the rest. The limit
  * is also the largest handshake message mbedTLS can send (it does not fragment TLS handshake

@@ -10,7 +10,9 @@
 # close_notify (a stanza in plaintext and a forged application-data record) is never
 # forwarded: the stanza sent before close_notify is, which shows the pipe was open. Each
 # session logs exactly its open and close lines; the proxy stays alive, with flat memory, and a
-# logged-in session keeps working.
+# logged-in session keeps working. And the other side of the rule: a record of the full 16,384
+# bytes from a standard client (Python's OpenSSL), over TLS 1.2 and 1.3, is read and relayed
+# (mbedTLS builds with small buffers must still accept what any peer may send).
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$(dirname "$0")/lib.sh"
 # shellcheck source-path=SCRIPTDIR source=attack.sh
@@ -53,6 +55,49 @@ s_client_cmd() {
     grep -q "from='$ORG' id='rec" "$out" || fail "$name over $lst: the stream never opened: $(tail -3 "$out")"
     log "$lst: $name: $(grep -Eio 'RENEGOTIATING|KEYUPDATE' "$out" | head -1), then $(grep -Eio 'error:[0-9A-F]+:[^:]*:[^:]*:[^:]*|^DONE|closed' "$out" | head -1)"
 }
+
+# full_record VERSION: a Direct TLS session that sends one stanza of 16,000 bytes in a single
+# full-size record, then ends its stream; the stanza must reach the backend.
+full_record() {
+    local ver=$1
+    "$PY" - "$PROXY_DIRECT_PORT" "$ORG" "$CA" "$ver" "$HDR" <<'EOF' >"$T/full-$ver.out" 2>&1 ||
+import socket, ssl, sys, time
+port, host, ca, ver, hdr = sys.argv[1:6]
+ctx = ssl.create_default_context(cafile=ca)
+v = ssl.TLSVersion.TLSv1_2 if ver == "1.2" else ssl.TLSVersion.TLSv1_3
+ctx.minimum_version = ctx.maximum_version = v
+s = ctx.wrap_socket(socket.create_connection(("127.0.0.1", int(port)), timeout=5),
+                    server_hostname=host)
+s.sendall(hdr.encode())
+got = b""
+while b"</stream:features>" not in got:
+    d = s.recv(65536)
+    if not d:
+        sys.exit("closed before the features")
+    got += d
+body = "FULL-RECORD-%s-" % ver
+stanza = "<message to='nobody@%s'><body>%s%s</body></message>" % (
+    host, body, "x" * (16000 - len(body)))
+s.sendall(stanza.encode())  # one write of < 16384 bytes: one record
+time.sleep(0.5)
+s.sendall(b"</stream:stream>")
+s.settimeout(3)
+try:
+    while s.recv(65536):
+        pass
+except (OSError, ssl.SSLError):
+    pass
+print("sent", len(stanza), "bytes over", s.version())
+EOF
+        fail "full record over TLS $ver: $(tail -3 "$T/full-$ver.out")"
+    recorder_has "FULL-RECORD-$ver-" || fail "the full-size TLS $ver record never reached the backend"
+    log "a full-size record over TLS $ver was relayed ($(cat "$T/full-$ver.out"))"
+}
+for ver in 1.2 1.3; do
+    attack_mark
+    full_record "$ver"
+    expect_closes 1 'done|peer-eof' . opened
+done
 
 for round in 1 2; do
     [ "$round" = 2 ] && rss0=$(rss_kib)
