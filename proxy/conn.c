@@ -229,6 +229,7 @@ void conn_close(struct conn *c, enum conn_end why, int err)
     /* Not after a TLS failure: close_notify would tell the peer the stream ended cleanly. */
     if (c->tls != NULL && c->tls_up && !c->peer.failed && why != CONN_END_TLS)
         tls_close_notify(c->tls);
+    relay_uncork(c); /* what was gathered, close_notify included, goes before the FIN */
 
     uv_timer_stop(&c->timer);
     uv_timer_start(&c->timer, linger_cb, LINGER_MS, 0);
@@ -675,7 +676,22 @@ void conn_peer_read_cb(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
         peer_data(c, (const uint8_t *)buf->base, (size_t)nread);
 }
 
+static void peer_bytes(struct conn *c, const uint8_t *data, size_t n);
+
+/* Peer input, with what it makes us send to the peer gathered into one write (relay_cork).
+ * Not for s2s-out: a failed handshake there moves the session to a new socket. */
 static void peer_data(struct conn *c, const uint8_t *data, size_t n)
+{
+    if (c->lst->kind == CFG_KIND_S2S_OUT) {
+        peer_bytes(c, data, n);
+        return;
+    }
+    relay_cork(c);
+    peer_bytes(c, data, n);
+    relay_uncork(c);
+}
+
+static void peer_bytes(struct conn *c, const uint8_t *data, size_t n)
 {
     int err;
 

@@ -155,7 +155,47 @@ static void write_cb(uv_write_t *req, int status)
         conn_pump_peer(c);
 }
 
+static int write_now(struct conn *c, struct side *s, const void *data, size_t len);
+
+void relay_cork(struct conn *c)
+{
+    if (c->w->cork_owner == NULL) {
+        c->w->cork_owner = c;
+        c->w->cork_len = 0;
+    }
+}
+
+void relay_uncork(struct conn *c)
+{
+    struct worker *w = c->w;
+
+    if (w->cork_owner != c)
+        return;
+    w->cork_owner = NULL;
+    if (w->cork_len > 0)
+        write_now(c, &c->peer, w->cork, w->cork_len); /* a failure closes on the next turn */
+    w->cork_len = 0;
+}
+
 int relay_write(struct conn *c, struct side *s, const void *data, size_t len)
+{
+    struct worker *w = c->w;
+
+    if (s == &c->peer && w->cork_owner == c && !s->failed && !s->shut) {
+        if (len <= sizeof(w->cork) - w->cork_len) {
+            memcpy(w->cork + w->cork_len, data, len);
+            w->cork_len += len;
+            return 0;
+        }
+        if (w->cork_len > 0) { /* full: what is gathered goes first, then this */
+            write_now(c, s, w->cork, w->cork_len);
+            w->cork_len = 0;
+        }
+    }
+    return write_now(c, s, data, len);
+}
+
+static int write_now(struct conn *c, struct side *s, const void *data, size_t len)
 {
     uv_buf_t buf = uv_buf_init((char *)data, (unsigned)len);
     struct wreq *wr;

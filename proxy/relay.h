@@ -31,8 +31,17 @@ void relay_skip(struct side *s, uint64_t upto);
 int relay_to_peer(struct conn *c, const void *data, size_t len);
 int relay_to_backend(struct conn *c, const void *data, size_t len);
 
-/* Raw socket write towards s (the TLS send callback uses it). 0 or a negative code. */
+/* Raw socket write towards s (the TLS send callback uses it). 0 or a negative code. While c is
+ * corked, bytes for its peer are gathered instead (a later failure closes the session). */
 int relay_write(struct conn *c, struct side *s, const void *data, size_t len);
+
+/* Between relay_cork(c) and relay_uncork(c), what goes to c's peer is gathered in the loop's
+ * cork buffer and leaves in one write: a TLS 1.3 server flight is five or six records
+ * (ServerHello ... Finished), each its own system call otherwise. One session per loop at a
+ * time (a second relay_cork() is a no-op). relay_uncork() before anything that ends the
+ * socket; conn_close() does it. */
+void relay_cork(struct conn *c);
+void relay_uncork(struct conn *c);
 
 /* Starts or stops reading on each side from the state and the write queues. */
 void relay_update_reading(struct conn *c);

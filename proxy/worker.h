@@ -14,6 +14,7 @@
 
 #define WORKER_RBUF_SIZE (64 * 1024)       /* socket reads */
 #define WORKER_PBUF_SIZE (16 * 1024 + 256) /* one decrypted TLS record */
+#define WORKER_CORK_SIZE (16 * 1024)       /* relay_cork(): a TLS flight, gathered */
 
 struct certmem;
 struct conn;
@@ -53,6 +54,9 @@ struct worker {
     uv_timer_t sweep;     /* conn_sweep_start(): trims idle sessions */
     uint8_t rbuf[WORKER_RBUF_SIZE];
     uint8_t pbuf[WORKER_PBUF_SIZE];
+    struct conn *cork_owner; /* relay_cork(): whose peer output cork holds, or NULL */
+    size_t cork_len;
+    uint8_t cork[WORKER_CORK_SIZE];
 };
 
 #endif
