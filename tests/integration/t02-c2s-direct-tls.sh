@@ -18,7 +18,8 @@ grep -Eq 'over TLSv1\.[23] ' "$T/client.out" || fail "the client did not report 
 jabberd2_wait_disconnects 2 5 || fail "jabberd2 did not see both sessions end"
 [ "$(jabberd2_packets)" -gt 0 ] || fail "jabberd2 processed no stanza"
 
-wait_until 5 test "$(proxy_log_new | grep -Ec "listener=c2s-direct .*$PROXY_CLOSE_RE")" -ge 2 ||
+# shellcheck disable=SC2016 # expanded by eval, each time it is polled
+wait_until 5 eval '[ "$(proxy_log_new | grep -Ec "listener=c2s-direct .*$PROXY_CLOSE_RE")" -ge 2 ]' ||
     fail "the proxy did not log two session closes"
 check_proxy_sessions 2 c2s-direct || fail "proxy session log lines"
 proxy_alive || fail "the proxy died"
