@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -245,6 +246,38 @@ static void tickets_cb(uv_timer_t *t)
                 err);
 }
 
+/* Descriptors: a session holds two (peer and backend); listeners, the admin socket, the
+ * resolver, the loops and logs need a few dozen more. Raises the soft RLIMIT_NOFILE towards
+ * the hard one when limits.max_connections needs it (allowed without privileges; systemd's
+ * default soft limit is 1024), and warns when even the hard limit is short: past it, accept()
+ * fails with EMFILE and new clients wait in the backlog. */
+#define FD_SPARE 64
+
+static void check_fd_limit(const struct cfg *cfg)
+{
+    rlim_t need = (rlim_t)cfg->max_connections * 2 + FD_SPARE, old;
+    struct rlimit rl;
+
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur >= need)
+        return;
+    old = rl.rlim_cur;
+    rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max >= need ? need : rl.rlim_max;
+    if (rl.rlim_cur > old && setrlimit(RLIMIT_NOFILE, &rl) == 0)
+        log_msg(LOG_INFO,
+                "raised the open-file limit from %llu to %llu for limits.max_connections %u",
+                (unsigned long long)old, (unsigned long long)rl.rlim_cur, cfg->max_connections);
+    else
+        rl.rlim_cur = old;
+    if (rl.rlim_cur < need)
+        log_msg(LOG_WARN,
+                "limits.max_connections %u needs about %llu open files (2 per session) but the "
+                "limit is %llu (hard %llu): past about %llu sessions new clients cannot be "
+                "accepted; raise LimitNOFILE (or ulimit -n), or lower limits.max_connections",
+                cfg->max_connections, (unsigned long long)need, (unsigned long long)rl.rlim_cur,
+                (unsigned long long)rl.rlim_max,
+                (unsigned long long)(rl.rlim_cur > FD_SPARE ? (rl.rlim_cur - FD_SPARE) / 2 : 0));
+}
+
 /* Private keys readable by group or others (a key in the chain file counts too). */
 static void check_key_modes(const struct cfg *cfg)
 {
@@ -472,6 +505,7 @@ static void reload(struct main_ctx *m)
         log_msg(LOG_DEBUG, "s2s policy reloaded (s2s.dialback_secret_file, s2s.state_file and "
                            "resolve.* apply from the next start)");
     check_key_modes(cfg);
+    check_fd_limit(cfg);
     check_expiry(snap);
     log_msg(LOG_INFO,
             "reloaded %s (%zu domains, %zu listeners; %u sessions keep their old "
@@ -801,6 +835,7 @@ static int run(struct main_ctx *m, struct snap *snap)
         free(w);
         return 1;
     }
+    check_fd_limit(cfg);
     w->loop = uv_default_loop();
     w->snap = snap;
     w->nworkers = cfg->workers;
