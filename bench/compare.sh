@@ -48,6 +48,8 @@
 set -euo pipefail
 
 SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=bench/lib.sh
+. "$SRC/bench/lib.sh"
 DOMAIN=example.test
 CERTS=$SRC/tests/certs
 
@@ -168,19 +170,6 @@ RC=0
 FRONT_PID=
 LOAD_PID=
 PERF_PID=
-
-# stop_pid PID: SIGTERM, 5 s, then SIGKILL; waits for it (our own child).
-stop_pid() {
-    local pid=$1 i
-    [ -n "$pid" ] || return 0
-    kill -TERM "$pid" 2>/dev/null || return 0
-    for ((i = 0; i < 50; i++)); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    kill -KILL "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-}
 
 cleanup() {
     local rc=$?

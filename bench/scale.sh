@@ -49,6 +49,8 @@
 set -euo pipefail
 
 SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=bench/lib.sh
+. "$SRC/bench/lib.sh"
 DOMAIN=example.test
 CERTS=$SRC/tests/certs
 
@@ -139,19 +141,6 @@ J=$WORK/jabberd2
 RC=0
 WATCHDOG_PID=
 declare -a PROXY_PIDS=() C2S_PIDS=() IDLE_PIDS=() PROBE_PIDS=()
-
-# stop_pid PID: SIGTERM, 5 s, then SIGKILL; waits for it (our own child).
-stop_pid() {
-    local pid=$1 i
-    [ -n "$pid" ] || return 0
-    kill -TERM "$pid" 2>/dev/null || return 0
-    for ((i = 0; i < 50; i++)); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    kill -KILL "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-}
 
 cleanup() {
     local rc=$? pid

@@ -31,6 +31,8 @@
 set -euo pipefail
 
 SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=bench/lib.sh
+. "$SRC/bench/lib.sh"
 DOMAIN=example.test
 BASE=${XTP_BENCH_PORT_BASE:-23310}
 PAIRS=${XTP_BENCH_PAIRS:-20}
@@ -84,24 +86,14 @@ PROXY_PID=
 LOAD_PID=
 RC=0
 stop_proxy() {
-    local i
-    [ -n "$PROXY_PID" ] || return 0
-    if kill -0 "$PROXY_PID" 2>/dev/null; then
-        kill -TERM "$PROXY_PID"
-        for ((i = 0; i < 300; i++)); do # Valgrind writes its output at exit: up to 30 s
-            kill -0 "$PROXY_PID" 2>/dev/null || break
-            sleep 0.1
-        done
-        kill -KILL "$PROXY_PID" 2>/dev/null || true
-    fi
-    wait "$PROXY_PID" 2>/dev/null || true
+    stop_pid "$PROXY_PID" 30 # Valgrind writes its output at exit: up to 30 s
     PROXY_PID=
 }
 cleanup() {
     local rc=$?
     trap - EXIT INT TERM
     set +e
-    [ -n "$LOAD_PID" ] && kill -TERM "$LOAD_PID" 2>/dev/null && wait "$LOAD_PID" 2>/dev/null
+    stop_pid "$LOAD_PID"
     stop_proxy
     "$SRC/scripts/jabberd2-local.sh" stop "$WORK/jabberd2" >/dev/null 2>&1
     if [ "$rc" -eq 0 ] && [ "${XTP_BENCH_KEEP:-0}" != 1 ]; then

@@ -35,6 +35,8 @@
 set -euo pipefail
 
 SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=bench/lib.sh
+. "$SRC/bench/lib.sh"
 DOMAIN=example.test
 BASE=${XTP_BENCH_PORT_BASE:-23300}
 PAIRS=${XTP_BENCH_PAIRS:-500}
@@ -104,21 +106,12 @@ CONTROL=${XTP_BENCH_CONTROL:-1}
 SETTLE=1 # idle seconds around the messages: the capture and the CPU samples start in between
 RC=0
 cleanup() {
-    local rc=$? i
+    local rc=$?
     trap - EXIT INT TERM
     set +e
-    for pid in "$LOAD_PID" "$CAP_PID"; do
-        [ -n "$pid" ] && kill -TERM "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
-    done
-    if [ -n "$PROXY_PID" ] && kill -0 "$PROXY_PID" 2>/dev/null; then
-        kill -TERM "$PROXY_PID"
-        for ((i = 0; i < 50; i++)); do
-            kill -0 "$PROXY_PID" 2>/dev/null || break
-            sleep 0.1
-        done
-        kill -KILL "$PROXY_PID" 2>/dev/null
-        wait "$PROXY_PID" 2>/dev/null
-    fi
+    stop_pid "$LOAD_PID"
+    stop_pid "$CAP_PID"
+    stop_pid "$PROXY_PID"
     "$SRC/scripts/jabberd2-local.sh" stop "$WORK/jabberd2" >/dev/null 2>&1
     if [ "$rc" -eq 0 ] && [ "${XTP_BENCH_KEEP:-0}" != 1 ]; then
         rm -rf "$WORK"
