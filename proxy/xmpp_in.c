@@ -83,8 +83,7 @@ struct xmpp_in {
     uint64_t offset;    /* stream offset of the next byte to feed */
     uint64_t safe;      /* see xmpp_in_safe() */
     uint64_t pause_end; /* end of the event that asked to pause */
-    size_t expat_bytes; /* what expat holds for this parser now (counted by xin_malloc) */
-    size_t heap_bytes;  /* ... of which on the heap (outside rg) */
+    size_t heap_bytes;  /* expat's blocks on the heap (outside rg), counted by xin_malloc */
     bool renew;         /* footprint() passed EXPAT_MAX at a boundary: rebuild there */
     int err;            /* first error of this document, XMPP_IN_PAUSED, or 0 */
     bool stopped;       /* XML_StopParser() called: ignore every later handler */
@@ -500,8 +499,6 @@ static void *xin_malloc(size_t n)
     }
     b->owner = owner;
     b->size = n;
-    if (owner != NULL)
-        owner->expat_bytes += n;
     return b + 1;
 }
 
@@ -512,8 +509,6 @@ static void xin_free(void *p)
     if (p == NULL)
         return;
     b = (struct xin_block *)p - 1;
-    if (b->owner != NULL)
-        b->owner->expat_bytes -= b->size;
     if (in_region(b)) {
         region_release(b->owner->rg, b, sizeof(*b) + b->size);
         return;
@@ -545,7 +540,6 @@ static void *xin_realloc(void *p, size_t n)
             memcpy(nb, b, sizeof(*b) + (old < n ? old : n));
             region_release(owner->rg, b, sizeof(*b) + old);
             owner->heap_bytes += n;
-            owner->expat_bytes = owner->expat_bytes - old + n;
             nb->size = n;
             return nb + 1;
         }
@@ -556,8 +550,6 @@ static void *xin_realloc(void *p, size_t n)
         if (owner != NULL)
             owner->heap_bytes = owner->heap_bytes - old + n;
     }
-    if (owner != NULL)
-        owner->expat_bytes = owner->expat_bytes - old + n;
     nb->size = n;
     return nb + 1;
 }
