@@ -127,11 +127,6 @@ rss_kb() {
     awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"
 }
 
-# result KEY FILE: the value of KEY in the RESULT line of FILE.
-result() {
-    sed -n 's/^RESULT .*/&/p' "$2" | tr ' ' '\n' | sed -n "s/^$1=//p" | tail -n 1
-}
-
 # load NAME ARGS...: runs xtp-load, output in WORK/NAME.out; a failing run marks the table.
 load() {
     local name=$1 rc=0
@@ -143,17 +138,6 @@ load() {
         RC=1
     fi
     grep -q '^RESULT ' "$WORK/$name.out" || die "run $name printed no result (see $WORK/$name.err)"
-}
-
-# wait_port PORT: until the proxy itself listens on 127.0.0.1:PORT (10 s at most).
-wait_port() {
-    local port=$1 i
-    for ((i = 0; i < 100; i++)); do
-        kill -0 "$PROXY_PID" 2>/dev/null || return 1
-        ss -Hltnp "sport = :$port" 2>/dev/null | grep -q "pid=$PROXY_PID," && return 0
-        sleep 0.1
-    done
-    return 1
 }
 
 # ---- servers ----------------------------------------------------------------------------

@@ -221,20 +221,6 @@ other_pct() {
         printf "%.0f", o < 0 ? 0 : o }'
 }
 
-# rss_kb PID...: the sum of their VmRSS.
-rss_kb() {
-    local pid sum=0
-    for pid in "$@"; do
-        sum=$((sum + $(awk '/^VmRSS:/ { print $2 }' "/proc/$pid/status")))
-    done
-    echo "$sum"
-}
-
-# result KEY FILE: the value of KEY in the RESULT line of FILE.
-result() {
-    sed -n 's/^RESULT .*/&/p' "$2" | tr ' ' '\n' | sed -n "s/^$1=//p" | tail -n 1
-}
-
 # put TARGET CASE REP KEY VALUE: one measurement, for the table.
 put() { printf '%s %s %s %s %s\n' "$@" >>"$WORK/metrics"; }
 

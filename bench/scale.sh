@@ -187,16 +187,6 @@ cpu_ticks() {
 }
 # machine_ticks: the busy time of every CPU (user, nice, system, irq, softirq, steal).
 machine_ticks() { awk '$1 == "cpu" { print $2 + $3 + $4 + $7 + $8 + $9; exit }' /proc/stat; }
-# rss_kb PID...: the sum of their VmRSS.
-rss_kb() {
-    local pid sum=0
-    for pid in "$@"; do
-        sum=$((sum + $(awk '/^VmRSS:/ { print $2 }' "/proc/$pid/status")))
-    done
-    echo "$sum"
-}
-# result KEY FILE: the value of KEY in the RESULT line of FILE.
-result() { sed -n 's/^RESULT //p' "$2" | tr ' ' '\n' | sed -n "s/^$1=//p" | tail -n 1; }
 # sum_result KEY FILE...: the sum of KEY over the files.
 sum_result() {
     local k=$1 f s=0

@@ -107,10 +107,6 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-result() {
-    sed -n 's/^RESULT .*/&/p' "$2" | tr ' ' '\n' | sed -n "s/^$1=//p" | tail -n 1
-}
-
 wait_file() { # wait_file FILE SECONDS
     local i
     for ((i = 0; i < $2 * 20; i++)); do

@@ -310,27 +310,12 @@ sys_counts() {
     echo "$r $w $v"
 }
 
-# result KEY FILE: the value of KEY in the RESULT line of FILE.
-result() {
-    sed -n 's/^RESULT .*/&/p' "$2" | tr ' ' '\n' | sed -n "s/^$1=//p" | tail -n 1
-}
-
 wait_file() { # wait_file FILE SECONDS: until FILE exists or xtp-load has exited
     local i
     for ((i = 0; i < $2 * 200; i++)); do
         [ -f "$1" ] && return 0
         kill -0 "$LOAD_PID" 2>/dev/null || return 1
         sleep 0.005
-    done
-    return 1
-}
-
-wait_port() {
-    local port=$1 i
-    for ((i = 0; i < 100; i++)); do
-        kill -0 "$PROXY_PID" 2>/dev/null || return 1
-        ss -Hltnp "sport = :$port" 2>/dev/null | grep -q "pid=$PROXY_PID," && return 0
-        sleep 0.1
     done
     return 1
 }
